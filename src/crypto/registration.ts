@@ -94,6 +94,12 @@ export function encryptCustomSecret(
   customSecret: Uint8Array,
   nonce: Uint8Array = randomBytes(NONCE_BYTES),
 ): Uint8Array {
+  // Without this a short secret left zero bytes at the end of the fixed-size
+  // blob (a 72-byte output that never decrypts) and a long one threw an opaque
+  // "offset is out of bounds".
+  if (customSecret.length !== CUSTOM_SECRET_BYTES) {
+    throw new RangeError(`"customSecret" expected ${CUSTOM_SECRET_BYTES} bytes, got ${customSecret.length}`);
+  }
   const aad = customSecretAad(walletId, customId.secretId, customId.serialNumber);
   const ct = xchacha20poly1305(sessionKey, nonce, aad).encrypt(customSecret);
   const out = new Uint8Array(ENCRYPTED_CUSTOM_SECRET_BYTES);

@@ -1,0 +1,101 @@
+/**
+ * The center's keys, by generation: scrip-certificate keys (ScripId.secretId),
+ * Custom_Secret master keys (CustomId.secretId) and the X25519 registration
+ * key. Keys live in the ledger so every replica sees the same generations;
+ * the newest generation signs, older ones verify until retired.
+ */
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { randomBytes } from "node:crypto";
+import { customSecretInput } from "../crypto/canonical.js";
+import { centerPublicKey, type CenterKeyPair } from "../crypto/registration.js";
+import { x25519 } from "@noble/curves/ed25519.js";
+import type { KeyKind, KeyRecord, Ledger } from "../ledger/ledger.js";
+
+/** Custom_Secret cache bound: derivation is one HMAC, the cache only saves it on hot customers. */
+const CUSTOM_SECRET_CACHE_MAX = 10_000;
+
+export class KeyRing {
+  private keys = new Map<KeyKind, Map<number, Uint8Array>>();
+  private customCache = new Map<string, Uint8Array>();
+  private center: CenterKeyPair | undefined;
+
+  constructor(private readonly ledger: Ledger) {}
+
+  /** Loads keys, creating generation 1 of each family on a fresh ledger. */
+  async load(): Promise<void> {
+    let all = await this.ledger.listKeys();
+    const now = Date.now();
+    const missing: KeyRecord[] = [];
+    for (const kind of ["certificate", "custom", "center-x25519"] as const) {
+      if (!all.some((k) => k.kind === kind)) {
+        const key = kind === "center-x25519" ? x25519.utils.randomSecretKey() : new Uint8Array(randomBytes(32));
+        missing.push({ kind, secretId: 1, key, createdAt: now });
+      }
+    }
+    // Two replicas starting at once both try; the ledger keeps the first.
+    for (const k of missing) await this.ledger.addKey(k);
+    if (missing.length) all = await this.ledger.listKeys();
+    this.install(all);
+  }
+
+  private install(all: KeyRecord[]): void {
+    const next = new Map<KeyKind, Map<number, Uint8Array>>();
+    for (const k of all) {
+      if (!next.has(k.kind)) next.set(k.kind, new Map());
+      next.get(k.kind)!.set(k.secretId, k.key);
+    }
+    this.keys = next;
+    const x = this.keys.get("center-x25519")!;
+    const sk = x.get(Math.max(...x.keys()))!;
+    this.center = { secretKey: sk, publicKey: centerPublicKey(sk) };
+  }
+
+  current(kind: KeyKind): { secretId: number; key: Uint8Array } {
+    const m = this.keys.get(kind);
+    if (!m || m.size === 0) throw new Error(`no ${kind} key loaded`);
+    const secretId = Math.max(...m.keys());
+    return { secretId, key: m.get(secretId)! };
+  }
+
+  get(kind: KeyKind, secretId: number): Uint8Array | undefined {
+    return this.keys.get(kind)?.get(secretId);
+  }
+
+  /** Looks a generation up, reloading once in case another replica rotated. */
+  async find(kind: KeyKind, secretId: number): Promise<Uint8Array | undefined> {
+    const k = this.get(kind, secretId);
+    if (k) return k;
+    this.install(await this.ledger.listKeys());
+    return this.get(kind, secretId);
+  }
+
+  centerKeyPair(): CenterKeyPair {
+    return this.center!;
+  }
+
+  async rotate(kind: KeyKind): Promise<number> {
+    for (;;) {
+      this.install(await this.ledger.listKeys());
+      const next = this.current(kind).secretId + 1;
+      const key = kind === "center-x25519" ? x25519.utils.randomSecretKey() : new Uint8Array(randomBytes(32));
+      if (await this.ledger.addKey({ kind, secretId: next, key, createdAt: Date.now() })) {
+        this.install(await this.ledger.listKeys());
+        return next;
+      }
+    }
+  }
+
+  /** Custom_Secret = HMAC-SHA-256(master[secretId], canonical(custom-secret, secretId, serial)); no table of secrets to leak. */
+  customSecret(secretId: number, serial: bigint): Uint8Array | undefined {
+    const cacheKey = `${secretId}/${serial}`;
+    const hit = this.customCache.get(cacheKey);
+    if (hit) return hit;
+    const master = this.get("custom", secretId);
+    if (!master) return undefined;
+    const cs = hmac(sha256, master, customSecretInput(secretId, serial));
+    if (this.customCache.size >= CUSTOM_SECRET_CACHE_MAX) this.customCache.delete(this.customCache.keys().next().value!);
+    this.customCache.set(cacheKey, cs);
+    return cs;
+  }
+}

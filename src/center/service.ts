@@ -1,0 +1,175 @@
+/**
+ * Connect adapters for the payment center: thin wrappers that hand each
+ * request to PaymentCenter and map ledger/admin failures to status codes.
+ */
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { randomBytes } from "node:crypto";
+import { CenterAdminService, KeyKind, type Campaign } from "../../gen/scripwire/v1/admin_pb.js";
+import { PaymentCenterService, WatchSettlementsResponseSchema } from "../../gen/scripwire/v1/center_pb.js";
+import { PayoutSchema } from "../../gen/scripwire/v1/types_pb.js";
+import { constantTimeEqual } from "../crypto/mac.js";
+import { LedgerError, type CampaignRecord } from "../ledger/ledger.js";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied, unauthenticated } from "../protocol/errors.js";
+import { toSettlement, type PaymentCenter } from "./center.js";
+
+/** Settlement streams poll this often as well as waking on local confirmations, so confirmations on other replicas arrive too. */
+export const SETTLEMENT_POLL_MS = 1_000;
+const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function paymentCenterService(center: PaymentCenter): ServiceImpl<typeof PaymentCenterService> {
+  return {
+    getCenterInfo: () => center.info(),
+    register: (req) => center.register(req),
+    initIssue: (req) => center.initIssue(req),
+    issue: (req) => center.issue(req),
+    confirmIssue: (req) => center.confirmIssue(req),
+    initPayment: (req) => center.initPayment(req),
+    pay: (req) => center.pay(req),
+    confirmPayment: (req) => center.confirmPayment(req),
+    renew: (req) => center.renew(req),
+    redeem: (req) => center.redeem(req),
+    listSettlements: (req) => center.listSettlements(req),
+    async *watchSettlements(req, ctx: HandlerContext) {
+      await center.authenticateVendor(req.vendorId, req.afterSequence, req.timestampUnixMs, req.vendorKeyId, req.mac);
+      let cursor = req.afterSequence;
+      while (!ctx.signal.aborted) {
+        const rows = await center.ledger.listSettlements(req.vendorId, cursor, 100);
+        for (const r of rows) {
+          cursor = r.sequence;
+          yield create(WatchSettlementsResponseSchema, { settlement: toSettlement(r) });
+        }
+        if (rows.length === 100) continue;
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(timer);
+            center.events.off("settlement", onSettle);
+            ctx.signal.removeEventListener("abort", done);
+            resolve();
+          };
+          const onSettle = (vendorId: string) => {
+            if (vendorId === req.vendorId) done();
+          };
+          const timer = setTimeout(done, SETTLEMENT_POLL_MS);
+          center.events.on("settlement", onSettle);
+          ctx.signal.addEventListener("abort", done);
+        });
+      }
+    },
+  };
+}
+
+function toCampaign(c: CampaignRecord): Campaign {
+  return { $typeName: "scripwire.v1.Campaign", ...c } as Campaign;
+}
+
+function mapLedgerError(e: unknown): never {
+  if (e instanceof LedgerError) {
+    switch (e.reason) {
+      case "UNKNOWN_VENDOR":
+      case "UNKNOWN_CAMPAIGN":
+        throw notFound(e.reason, e.message);
+      case "CAMPAIGN_EXISTS":
+        throw alreadyExists(e.reason, e.message);
+      case "BAD_AMOUNT":
+        throw invalidArgument(e.reason, e.message);
+      default:
+        throw failedPrecondition(e.reason, e.message);
+    }
+  }
+  throw e;
+}
+
+/** Checks `authorization: Bearer <token>` in constant time (both sides hashed, so lengths don't leak either). */
+export function requireAdmin(ctx: HandlerContext, adminToken: string): void {
+  const got = ctx.requestHeader.get("authorization") ?? "";
+  const m = /^Bearer (.+)$/.exec(got);
+  if (!m) throw unauthenticated("ADMIN_TOKEN_MISSING", "admin calls need 'authorization: Bearer <token>' (scripwire center admin --token or SCRIPWIRE_ADMIN_TOKEN)");
+  if (!constantTimeEqual(sha256(new TextEncoder().encode(adminToken)), sha256(new TextEncoder().encode(m[1]!)))) {
+    throw permissionDenied("ADMIN_TOKEN_WRONG", "the admin token is not valid for this center");
+  }
+}
+
+export function centerAdminService(center: PaymentCenter, adminToken: string): ServiceImpl<typeof CenterAdminService> {
+  if (adminToken.length < 16) throw new Error("the admin token must be at least 16 characters");
+  const ledger = center.ledger;
+  return {
+    async createVendor(req, ctx) {
+      requireAdmin(ctx, adminToken);
+      if (!ID_PATTERN.test(req.vendorId)) throw invalidArgument("BAD_VENDOR_ID", "vendor_id must be 1-128 characters of [A-Za-z0-9._:-]");
+      const secret = new Uint8Array(randomBytes(32));
+      const v = req.vendor;
+      const created = await ledger.createVendor(
+        { vendorId: req.vendorId, dnsName: v?.dnsName ?? "", ipAddr: v?.ipAddr ?? "", serverName: v?.serverName ?? req.vendorId, port: v?.port ?? 0 },
+        { vendorId: req.vendorId, keyId: 1, secret },
+      );
+      if (!created) throw alreadyExists("VENDOR_EXISTS", `vendor ${req.vendorId} already exists; use RotateVendorSecret for a new secret`);
+      return { vendorId: req.vendorId, vendorKeyId: 1, vendorSecret: secret };
+    },
+    async rotateVendorSecret(req, ctx) {
+      requireAdmin(ctx, adminToken);
+      for (;;) {
+        const v = await ledger.getVendor(req.vendorId);
+        if (!v) throw notFound("UNKNOWN_VENDOR", `vendor ${req.vendorId} does not exist`);
+        const keyId = Math.max(0, ...v.keys.map((k) => k.keyId)) + 1;
+        const secret = new Uint8Array(randomBytes(32));
+        if (await ledger.addVendorKey({ vendorId: req.vendorId, keyId, secret })) return { vendorKeyId: keyId, vendorSecret: secret };
+      }
+    },
+    async createCampaign(req, ctx) {
+      requireAdmin(ctx, adminToken);
+      if (!ID_PATTERN.test(req.campaignId)) throw invalidArgument("BAD_CAMPAIGN_ID", "campaign_id must be 1-128 characters of [A-Za-z0-9._:-]");
+      if (!center.config.currencies.includes(req.currency)) throw invalidArgument("UNKNOWN_CURRENCY", `currency must be one of ${center.config.currencies.join(", ")}`);
+      if (req.cap <= 0n) throw invalidArgument("BAD_AMOUNT", "cap must be positive");
+      const c = await ledger.createCampaign({ campaignId: req.campaignId, vendorId: req.vendorId, currency: req.currency, cap: req.cap }).catch(mapLedgerError);
+      return { campaign: toCampaign(c) };
+    },
+    async fundCampaign(req, ctx) {
+      requireAdmin(ctx, adminToken);
+      if (req.amount <= 0n) throw invalidArgument("BAD_AMOUNT", "amount must be positive");
+      if (!ID_PATTERN.test(req.requestId)) throw invalidArgument("BAD_REQUEST_ID", "request_id is required (1-128 characters of [A-Za-z0-9._:-])");
+      const c = await ledger.fundCampaign(req.campaignId, req.amount, req.requestId, BigInt(Math.floor(Date.now() / 1000))).catch(mapLedgerError);
+      return { campaign: toCampaign(c) };
+    },
+    async listCampaigns(_req, ctx) {
+      requireAdmin(ctx, adminToken);
+      return { campaigns: (await ledger.listCampaigns()).map(toCampaign) };
+    },
+    async rotateKeys(req, ctx) {
+      requireAdmin(ctx, adminToken);
+      const kind = req.kind === KeyKind.CERTIFICATE ? "certificate" : req.kind === KeyKind.CUSTOM_SECRET ? "custom" : undefined;
+      if (!kind) throw invalidArgument("BAD_KEY_KIND", "kind must be KEY_KIND_CERTIFICATE or KEY_KIND_CUSTOM_SECRET");
+      return { kind: req.kind, secretId: await center.keys.rotate(kind) };
+    },
+    async listPayouts(req, ctx) {
+      requireAdmin(ctx, adminToken);
+      const rows = await ledger.listPayouts(Math.min(req.limit || 100, 1000));
+      return {
+        payouts: rows.map((p) =>
+          create(PayoutSchema, {
+            payoutId: p.payoutId,
+            customId: { secretId: 0, serialNumber: p.customerSerial },
+            amount: p.amount,
+            currency: p.currency,
+            payoutAccount: p.account,
+            createdAtUnix: p.createdAt,
+          }),
+        ),
+      };
+    },
+    async audit(_req, ctx) {
+      requireAdmin(ctx, adminToken);
+      const r = await ledger.audit();
+      return {
+        ok: r.ok,
+        problems: r.problems,
+        transfersChecked: BigInt(r.transfersChecked),
+        accountsChecked: BigInt(r.accountsChecked),
+        scripsChecked: BigInt(r.scripsChecked),
+      };
+    },
+  };
+}
+
+export { Code, ConnectError };

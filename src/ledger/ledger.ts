@@ -1,0 +1,272 @@
+/**
+ * The ledger contract: one interface, two engines (SQLite embedded default,
+ * PostgreSQL for replicas). Every method that moves value is ONE database
+ * transaction and is durable before its promise resolves, so a reply built
+ * from its result may leave the process.
+ *
+ * The center does all cryptography before calling in; the ledger only makes
+ * the decisions a database must make atomically: is this serial still live,
+ * is this TranID in the expected state, is there budget / value left.
+ */
+
+export type Engine = "sqlite" | "postgres";
+
+/** Key families kept by the center. */
+export type KeyKind = "certificate" | "custom" | "center-x25519";
+
+export interface KeyRecord {
+  kind: KeyKind;
+  secretId: number;
+  key: Uint8Array;
+  createdAt: number;
+}
+
+export interface VendorRecord {
+  vendorId: string;
+  dnsName: string;
+  ipAddr: string;
+  serverName: string;
+  port: number;
+}
+
+export interface VendorKeyRecord {
+  vendorId: string;
+  keyId: number;
+  secret: Uint8Array;
+}
+
+export interface CampaignRecord {
+  campaignId: string;
+  vendorId: string;
+  currency: string;
+  /** Remaining budget (the campaign account's balance). */
+  budget: bigint;
+  cap: bigint;
+  funded: bigint;
+  issued: bigint;
+}
+
+/** A scrip as the ledger tracks it: its serial, owner and value. The body's other fields live in the certificate. */
+export interface ScripRow {
+  serial: bigint;
+  customerSerial: bigint;
+  currency: string;
+  value: bigint;
+  expiresAt: bigint;
+}
+
+export interface CustomerProfile {
+  name: string;
+  address: string;
+  email: string;
+  etc: string;
+}
+
+export type TxKind = "issue" | "pay";
+export type TxState = "initiated" | "executed" | "confirmed" | "cancelled";
+
+export interface TransactionRecord {
+  vendorId: string;
+  tranId: string;
+  kind: TxKind;
+  customerSerial: bigint;
+  amount: bigint;
+  currency: string;
+  campaignId: string;
+  item: string;
+  deliveryMethod: number;
+  expiresAt: bigint;
+  /** SHA-256 of the offer's canonical bytes and MAC: the same TranID must always carry the same offer. */
+  offerHash: Uint8Array;
+  state: TxState;
+  /** Serial the customer spent in M4/S4 (0 before execution). */
+  inSerial: bigint;
+  /** Serial issued in M5/S5 (0 before execution). */
+  outSerial: bigint;
+  /** Stored M5/S5 reply (serialized protobuf), returned unchanged on retransmission. */
+  executeReply: Uint8Array | null;
+  confirmReply: Uint8Array | null;
+  cancelReply: Uint8Array | null;
+}
+
+export type Refusal =
+  | "UNKNOWN_TRANSACTION"
+  | "WRONG_CUSTOMER"
+  | "TRANSACTION_STATE"
+  | "TRANSACTION_EXPIRED"
+  | "SCRIP_NOT_LIVE"
+  | "INSUFFICIENT_VALUE"
+  | "BUDGET_EXHAUSTED"
+  | "ALREADY_REWARDED"
+  | "UNKNOWN_CAMPAIGN"
+  | "CURRENCY_MISMATCH"
+  | "OVERFLOW"
+  | "OFFER_MISMATCH"
+  | "STATE_CHANGED";
+
+export type LedgerResult =
+  | { status: "done"; reply: Uint8Array }
+  | { status: "replayed"; reply: Uint8Array }
+  | { status: "refused"; refusal: Refusal; detail: string };
+
+export interface InitTransaction {
+  vendorId: string;
+  tranId: string;
+  kind: TxKind;
+  customerSerial: bigint;
+  amount: bigint;
+  currency: string;
+  campaignId: string;
+  item: string;
+  deliveryMethod: number;
+  expiresAt: bigint;
+  offerHash: Uint8Array;
+}
+
+/** M4 (GM4_1) or S4 (PM4_1): spend `inSerial`, make `out` live, move `amount`. */
+export interface ExecuteOp {
+  vendorId: string;
+  tranId: string;
+  customerSerial: bigint;
+  inSerial: bigint;
+  /** The presented scrip's value (certified, so trustworthy); the ledger re-checks it against its own row. */
+  inValue: bigint;
+  out: ScripRow;
+  reply: Uint8Array;
+  now: bigint;
+}
+
+export interface ConfirmOp {
+  vendorId: string;
+  tranId: string;
+  customerSerial: bigint;
+  presentedSerial: bigint;
+  reply: Uint8Array;
+  now: bigint;
+}
+
+/**
+ * Cancel (GM4_2, PM4_2) or undo (GM6_3, PM6_3). From `initiated`: no value
+ * moved, just cancelled. From `executed`: the issued scrip must still be live;
+ * it is spent, `restored` (the pre-transaction value under a fresh serial)
+ * becomes live and the transfer is reversed.
+ */
+export interface CancelOp {
+  vendorId: string;
+  tranId: string;
+  customerSerial: bigint;
+  /** Which state the center built `reply` for. */
+  expectState: "initiated" | "executed";
+  /** Must be the transaction's in- or out-serial (executed) or the live serial (initiated). */
+  presentedSerial: bigint;
+  restored: ScripRow | null;
+  reply: Uint8Array;
+  now: bigint;
+}
+
+/** Renewal or redemption: replace the live scrip, optionally paying out. Idempotent by requestId. */
+export interface ReplaceOp {
+  requestId: string;
+  kind: "renew" | "redeem";
+  customerSerial: bigint;
+  inSerial: bigint;
+  inValue: bigint;
+  out: ScripRow;
+  /** Redemption only: amount paid out and where to. */
+  payout?: { payoutId: string; amount: bigint; account: string };
+  reply: Uint8Array;
+  now: bigint;
+}
+
+export interface RegisterOp {
+  customerSerial: bigint;
+  walletId: string;
+  secretId: number;
+  profile: CustomerProfile;
+  /** SHA-256 of the sealed session key: a retransmitted R1 matches, a different one conflicts. */
+  sealedHash: Uint8Array;
+  scrip: ScripRow;
+  reply: Uint8Array;
+  now: bigint;
+}
+
+export type RegisterResult =
+  | { status: "done"; reply: Uint8Array }
+  | { status: "replayed"; reply: Uint8Array }
+  | { status: "refused"; refusal: "WALLET_ID_TAKEN" | "SERIAL_TAKEN"; detail: string };
+
+export interface SettlementRecord {
+  sequence: bigint;
+  kind: TxKind;
+  vendorId: string;
+  tranId: string;
+  amount: bigint;
+  currency: string;
+  item: string;
+  settledAt: bigint;
+}
+
+export interface PayoutRecord {
+  payoutId: string;
+  customerSerial: bigint;
+  amount: bigint;
+  currency: string;
+  account: string;
+  createdAt: bigint;
+}
+
+export interface AuditReport {
+  ok: boolean;
+  problems: string[];
+  transfersChecked: number;
+  accountsChecked: number;
+  scripsChecked: number;
+}
+
+export interface Ledger {
+  readonly engine: Engine;
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+
+  listKeys(): Promise<KeyRecord[]>;
+  /** Inserts unless (kind, secretId) exists; returns whether it inserted. */
+  addKey(k: KeyRecord): Promise<boolean>;
+
+  createVendor(v: VendorRecord, key: VendorKeyRecord): Promise<boolean>;
+  addVendorKey(k: VendorKeyRecord): Promise<boolean>;
+  getVendor(vendorId: string): Promise<{ vendor: VendorRecord; keys: VendorKeyRecord[] } | undefined>;
+
+  createCampaign(c: { campaignId: string; vendorId: string; currency: string; cap: bigint }): Promise<CampaignRecord>;
+  fundCampaign(campaignId: string, amount: bigint, requestId: string, now: bigint): Promise<CampaignRecord>;
+  listCampaigns(): Promise<CampaignRecord[]>;
+
+  registerCustomer(op: RegisterOp): Promise<RegisterResult>;
+  customerExists(customerSerial: bigint): Promise<boolean>;
+
+  /** M3/S3. Creating twice with the same offer is fine; another customer or offer is refused. */
+  initTransaction(t: InitTransaction, now: bigint): Promise<{ status: "created" | "exists"; tx: TransactionRecord } | { status: "refused"; refusal: Refusal; detail: string }>;
+  getTransaction(vendorId: string, tranId: string): Promise<TransactionRecord | undefined>;
+  /** M4/M6/S6 name only the TranID; a TranID is unique per customer, so this finds at most one. */
+  getTransactionForCustomer(tranId: string, customerSerial: bigint, kind: TxKind): Promise<TransactionRecord | undefined>;
+  executeIssue(op: ExecuteOp): Promise<LedgerResult>;
+  executePayment(op: ExecuteOp): Promise<LedgerResult>;
+  confirm(op: ConfirmOp): Promise<LedgerResult>;
+  cancel(op: CancelOp): Promise<LedgerResult>;
+  replace(op: ReplaceOp): Promise<LedgerResult>;
+
+  /** The live serial of a customer in a currency, if any. */
+  liveScrip(customerSerial: bigint, currency: string): Promise<ScripRow | undefined>;
+  listSettlements(vendorId: string, afterSequence: bigint, limit: number): Promise<SettlementRecord[]>;
+  listPayouts(limit: number): Promise<PayoutRecord[]>;
+  audit(): Promise<AuditReport>;
+}
+
+export class LedgerError extends Error {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "LedgerError";
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * Ledger schema, written once for both dialects. Invariants the database
+ * itself enforces are marked; the rest are checked by audit().
+ */
+export type Dialect = "sqlite" | "postgres";
+
+export const SCHEMA_VERSION = 1;
+
+export function schemaStatements(d: Dialect): string[] {
+  const int = d === "sqlite" ? "INTEGER" : "BIGINT";
+  const bin = d === "sqlite" ? "BLOB" : "BYTEA";
+  const serialPk = d === "sqlite" ? "INTEGER PRIMARY KEY AUTOINCREMENT" : "BIGSERIAL PRIMARY KEY";
+  return [
+    `CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+    `CREATE TABLE IF NOT EXISTS keys (
+       kind TEXT NOT NULL, secret_id ${int} NOT NULL, key ${bin} NOT NULL, created_at ${int} NOT NULL,
+       PRIMARY KEY (kind, secret_id))`,
+    `CREATE TABLE IF NOT EXISTS vendors (
+       vendor_id TEXT PRIMARY KEY, dns_name TEXT NOT NULL, ip_addr TEXT NOT NULL,
+       server_name TEXT NOT NULL, port ${int} NOT NULL)`,
+    `CREATE TABLE IF NOT EXISTS vendor_keys (
+       vendor_id TEXT NOT NULL REFERENCES vendors(vendor_id), key_id ${int} NOT NULL, secret ${bin} NOT NULL,
+       PRIMARY KEY (vendor_id, key_id))`,
+    // kind 'external' accounts (funding, payout) may go negative: they are
+    // the outside world's side of every deposit and withdrawal.
+    `CREATE TABLE IF NOT EXISTS accounts (
+       account_id TEXT PRIMARY KEY, kind TEXT NOT NULL, currency TEXT NOT NULL, balance ${int} NOT NULL,
+       CHECK (kind = 'external' OR balance >= 0))`,
+    `CREATE TABLE IF NOT EXISTS transfers (
+       transfer_id ${serialPk}, kind TEXT NOT NULL, ref TEXT NOT NULL,
+       debit_account TEXT NOT NULL REFERENCES accounts(account_id),
+       credit_account TEXT NOT NULL REFERENCES accounts(account_id),
+       amount ${int} NOT NULL, currency TEXT NOT NULL, created_at ${int} NOT NULL,
+       CHECK (amount > 0), CHECK (debit_account <> credit_account))`,
+    `CREATE TABLE IF NOT EXISTS campaigns (
+       campaign_id TEXT PRIMARY KEY, vendor_id TEXT NOT NULL REFERENCES vendors(vendor_id),
+       currency TEXT NOT NULL, cap ${int} NOT NULL, funded ${int} NOT NULL, issued ${int} NOT NULL,
+       CHECK (funded <= cap))`,
+    `CREATE TABLE IF NOT EXISTS customers (
+       customer_serial ${int} PRIMARY KEY, wallet_id TEXT NOT NULL UNIQUE, secret_id ${int} NOT NULL,
+       name TEXT NOT NULL, address TEXT NOT NULL, email TEXT NOT NULL, etc TEXT NOT NULL,
+       sealed_hash ${bin} NOT NULL, reply ${bin} NOT NULL, created_at ${int} NOT NULL)`,
+    `CREATE TABLE IF NOT EXISTS scrips (
+       serial ${int} PRIMARY KEY, customer_serial ${int} NOT NULL, currency TEXT NOT NULL,
+       value ${int} NOT NULL, expires_at ${int} NOT NULL, state TEXT NOT NULL,
+       created_at ${int} NOT NULL, spent_at ${int},
+       CHECK (value >= 0), CHECK (state IN ('live', 'spent')))`,
+    // One live scrip per customer per currency: enforced by the database.
+    `CREATE UNIQUE INDEX IF NOT EXISTS scrips_one_live ON scrips (customer_serial, currency) WHERE state = 'live'`,
+    `CREATE TABLE IF NOT EXISTS transactions (
+       vendor_id TEXT NOT NULL, tran_id TEXT NOT NULL, kind TEXT NOT NULL, customer_serial ${int} NOT NULL,
+       amount ${int} NOT NULL, currency TEXT NOT NULL, campaign_id TEXT NOT NULL, item TEXT NOT NULL,
+       delivery_method ${int} NOT NULL, expires_at ${int} NOT NULL, offer_hash ${bin} NOT NULL,
+       state TEXT NOT NULL, in_serial ${int} NOT NULL, out_serial ${int} NOT NULL, restored_serial ${int} NOT NULL,
+       execute_reply ${bin}, confirm_reply ${bin}, cancel_reply ${bin},
+       created_at ${int} NOT NULL, updated_at ${int} NOT NULL,
+       PRIMARY KEY (vendor_id, tran_id), CHECK (amount > 0))`,
+    // M4/M6/S6 name a TranID without its vendor: unique per customer.
+    `CREATE UNIQUE INDEX IF NOT EXISTS transactions_by_customer ON transactions (customer_serial, tran_id)`,
+    // One reward per customer per campaign item: enforced by the database.
+    `CREATE TABLE IF NOT EXISTS rewards (
+       campaign_id TEXT NOT NULL, item TEXT NOT NULL, customer_serial ${int} NOT NULL, tran_id TEXT NOT NULL,
+       PRIMARY KEY (campaign_id, item, customer_serial))`,
+    `CREATE TABLE IF NOT EXISTS requests (
+       request_id TEXT PRIMARY KEY, kind TEXT NOT NULL, customer_serial ${int} NOT NULL, reply ${bin} NOT NULL,
+       created_at ${int} NOT NULL)`,
+    `CREATE TABLE IF NOT EXISTS payouts (
+       payout_id TEXT PRIMARY KEY, customer_serial ${int} NOT NULL, amount ${int} NOT NULL,
+       currency TEXT NOT NULL, account TEXT NOT NULL, created_at ${int} NOT NULL, CHECK (amount > 0))`,
+    `CREATE TABLE IF NOT EXISTS settlements (
+       sequence ${serialPk}, kind TEXT NOT NULL, vendor_id TEXT NOT NULL, tran_id TEXT NOT NULL,
+       amount ${int} NOT NULL, currency TEXT NOT NULL, item TEXT NOT NULL, settled_at ${int} NOT NULL)`,
+    `CREATE INDEX IF NOT EXISTS settlements_by_vendor ON settlements (vendor_id, sequence)`,
+  ];
+}

@@ -1,0 +1,691 @@
+/**
+ * The ledger's decisions, written once over SqlEngine so the SQLite and
+ * PostgreSQL engines run the very same logic. Every value-moving method is a
+ * single engine transaction whose first write is a conditional update of the
+ * TranID's state or the scrip's liveness: that row is where two concurrent
+ * attempts meet, and exactly one of them changes it.
+ */
+import { checkedAdd, checkedSub, MoneyError } from "../money.js";
+import type {
+  AuditReport,
+  CampaignRecord,
+  CancelOp,
+  ConfirmOp,
+  Engine,
+  ExecuteOp,
+  InitTransaction,
+  KeyKind,
+  KeyRecord,
+  Ledger,
+  LedgerResult,
+  PayoutRecord,
+  RegisterOp,
+  RegisterResult,
+  Refusal,
+  ReplaceOp,
+  ScripRow,
+  SettlementRecord,
+  TransactionRecord,
+  TxKind,
+  TxState,
+  VendorKeyRecord,
+  VendorRecord,
+} from "./ledger.js";
+import { LedgerError } from "./ledger.js";
+import { schemaStatements, SCHEMA_VERSION } from "./schema.js";
+import { blob, RetryableConflict, Rollback, type Row, type SqlEngine, type SqlTx } from "./sql.js";
+
+const I64_MAX = (1n << 63n) - 1n;
+
+export const account = {
+  funding: (cur: string) => `funding/${cur}`,
+  payout: (cur: string) => `payout/${cur}`,
+  campaign: (id: string) => `campaign/${id}`,
+  customer: (serial: bigint, cur: string) => `customer/${serial}/${cur}`,
+  vendor: (id: string, cur: string) => `vendor/${id}/${cur}`,
+};
+
+function u8(v: unknown): Uint8Array {
+  return v instanceof Uint8Array ? new Uint8Array(v) : new Uint8Array(0);
+}
+
+function big(v: unknown): bigint {
+  return typeof v === "bigint" ? v : BigInt(v as number | string);
+}
+
+function rowToTx(r: Row): TransactionRecord {
+  return {
+    vendorId: r.vendor_id as string,
+    tranId: r.tran_id as string,
+    kind: r.kind as TxKind,
+    customerSerial: big(r.customer_serial),
+    amount: big(r.amount),
+    currency: r.currency as string,
+    campaignId: r.campaign_id as string,
+    item: r.item as string,
+    deliveryMethod: Number(r.delivery_method),
+    expiresAt: big(r.expires_at),
+    offerHash: u8(r.offer_hash),
+    state: r.state as TxState,
+    inSerial: big(r.in_serial),
+    outSerial: big(r.out_serial),
+    executeReply: r.execute_reply ? u8(r.execute_reply) : null,
+    confirmReply: r.confirm_reply ? u8(r.confirm_reply) : null,
+    cancelReply: r.cancel_reply ? u8(r.cancel_reply) : null,
+  };
+}
+
+function rowToCampaign(r: Row, budget: bigint): CampaignRecord {
+  return {
+    campaignId: r.campaign_id as string,
+    vendorId: r.vendor_id as string,
+    currency: r.currency as string,
+    budget,
+    cap: big(r.cap),
+    funded: big(r.funded),
+    issued: big(r.issued),
+  };
+}
+
+function refuse(refusal: Refusal, detail: string): never {
+  throw new Rollback(refusal, detail);
+}
+
+async function ensureAccount(q: SqlTx, id: string, kind: string, currency: string): Promise<void> {
+  await q.run(`INSERT INTO accounts (account_id, kind, currency, balance) VALUES (?, ?, ?, 0) ON CONFLICT (account_id) DO NOTHING`, [
+    id,
+    kind,
+    currency,
+  ]);
+}
+
+/**
+ * Double-entry transfer. The debit is conditional on the balance sufficing
+ * (unless the account is external) and the credit on not overflowing int64,
+ * so neither can be lost to a race or wrap around.
+ */
+async function transfer(
+  q: SqlTx,
+  kind: string,
+  ref: string,
+  debit: string,
+  credit: string,
+  amount: bigint,
+  currency: string,
+  now: bigint,
+  insufficient: Refusal = "INSUFFICIENT_VALUE",
+): Promise<void> {
+  if (amount <= 0n) throw new LedgerError("BAD_AMOUNT", `transfer amount must be positive, got ${amount}`);
+  const debited = await q.run(
+    `UPDATE accounts SET balance = balance - ? WHERE account_id = ? AND currency = ? AND (kind = 'external' OR balance >= ?) AND balance >= ?`,
+    [amount, debit, currency, amount, -I64_MAX + amount],
+  );
+  if (debited !== 1) refuse(insufficient, `account ${debit} cannot pay ${amount} ${currency}`);
+  const credited = await q.run(`UPDATE accounts SET balance = balance + ? WHERE account_id = ? AND currency = ? AND balance <= ?`, [
+    amount,
+    credit,
+    currency,
+    I64_MAX - amount,
+  ]);
+  if (credited !== 1) refuse("OVERFLOW", `account ${credit} cannot receive ${amount} ${currency}`);
+  await q.run(
+    `INSERT INTO transfers (kind, ref, debit_account, credit_account, amount, currency, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    [kind, ref, debit, credit, amount, currency, now],
+  );
+}
+
+async function spendScrip(q: SqlTx, serial: bigint, customerSerial: bigint, value: bigint, now: bigint): Promise<void> {
+  const n = await q.run(
+    `UPDATE scrips SET state = 'spent', spent_at = ? WHERE serial = ? AND customer_serial = ? AND value = ? AND state = 'live'`,
+    [now, serial, customerSerial, value],
+  );
+  if (n !== 1) refuse("SCRIP_NOT_LIVE", `scrip serial ${serial} is not this customer's live scrip`);
+}
+
+async function insertScrip(q: SqlTx, s: ScripRow, now: bigint): Promise<void> {
+  if (s.value < 0n) throw new LedgerError("BAD_AMOUNT", "scrip value must not be negative");
+  await q.run(
+    `INSERT INTO scrips (serial, customer_serial, currency, value, expires_at, state, created_at) VALUES (?, ?, ?, ?, ?, 'live', ?)`,
+    [s.serial, s.customerSerial, s.currency, s.value, s.expiresAt, now],
+  );
+}
+
+function settle<T>(p: Promise<T>): Promise<T | LedgerResult> {
+  return p.catch((e: unknown) => {
+    if (e instanceof Rollback) return { status: "refused", refusal: e.refusal as Refusal, detail: e.detail } as LedgerResult;
+    if (e instanceof MoneyError) return { status: "refused", refusal: "OVERFLOW", detail: e.message } as LedgerResult;
+    throw e;
+  });
+}
+
+export class SqlLedger implements Ledger {
+  constructor(
+    readonly engine: Engine,
+    protected readonly db: SqlEngine,
+  ) {}
+
+  async migrate(): Promise<void> {
+    await this.db.tx(async (q) => {
+      for (const s of schemaStatements(this.engine)) await q.run(s);
+      await q.run(`INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING`, [String(SCHEMA_VERSION)]);
+    });
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+
+  listKeys(): Promise<KeyRecord[]> {
+    return this.db.read(async (q) =>
+      (await q.all(`SELECT kind, secret_id, key, created_at FROM keys ORDER BY kind, secret_id`)).map((r) => ({
+        kind: r.kind as KeyKind,
+        secretId: Number(r.secret_id),
+        key: u8(r.key),
+        createdAt: Number(r.created_at),
+      })),
+    );
+  }
+
+  addKey(k: KeyRecord): Promise<boolean> {
+    return this.db.tx(
+      async (q) =>
+        (await q.run(`INSERT INTO keys (kind, secret_id, key, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (kind, secret_id) DO NOTHING`, [
+          k.kind,
+          k.secretId,
+          blob(k.key),
+          k.createdAt,
+        ])) === 1,
+    );
+  }
+
+  createVendor(v: VendorRecord, key: VendorKeyRecord): Promise<boolean> {
+    return this.db.tx(async (q) => {
+      const n = await q.run(
+        `INSERT INTO vendors (vendor_id, dns_name, ip_addr, server_name, port) VALUES (?, ?, ?, ?, ?) ON CONFLICT (vendor_id) DO NOTHING`,
+        [v.vendorId, v.dnsName, v.ipAddr, v.serverName, v.port],
+      );
+      if (n !== 1) return false;
+      await q.run(`INSERT INTO vendor_keys (vendor_id, key_id, secret) VALUES (?, ?, ?)`, [key.vendorId, key.keyId, blob(key.secret)]);
+      return true;
+    });
+  }
+
+  addVendorKey(k: VendorKeyRecord): Promise<boolean> {
+    return this.db.tx(
+      async (q) =>
+        (await q.run(`INSERT INTO vendor_keys (vendor_id, key_id, secret) VALUES (?, ?, ?) ON CONFLICT (vendor_id, key_id) DO NOTHING`, [
+          k.vendorId,
+          k.keyId,
+          blob(k.secret),
+        ])) === 1,
+    );
+  }
+
+  getVendor(vendorId: string): Promise<{ vendor: VendorRecord; keys: VendorKeyRecord[] } | undefined> {
+    return this.db.read(async (q) => {
+      const v = await q.get(`SELECT vendor_id, dns_name, ip_addr, server_name, port FROM vendors WHERE vendor_id = ?`, [vendorId]);
+      if (!v) return undefined;
+      const keys = await q.all(`SELECT key_id, secret FROM vendor_keys WHERE vendor_id = ? ORDER BY key_id`, [vendorId]);
+      return {
+        vendor: {
+          vendorId: v.vendor_id as string,
+          dnsName: v.dns_name as string,
+          ipAddr: v.ip_addr as string,
+          serverName: v.server_name as string,
+          port: Number(v.port),
+        },
+        keys: keys.map((k) => ({ vendorId, keyId: Number(k.key_id), secret: u8(k.secret) })),
+      };
+    });
+  }
+
+  async createCampaign(c: { campaignId: string; vendorId: string; currency: string; cap: bigint }): Promise<CampaignRecord> {
+    if (c.cap < 0n) throw new LedgerError("BAD_AMOUNT", "campaign cap must not be negative");
+    return this.db.tx(async (q) => {
+      const vendor = await q.get(`SELECT vendor_id FROM vendors WHERE vendor_id = ?`, [c.vendorId]);
+      if (!vendor) throw new LedgerError("UNKNOWN_VENDOR", `vendor ${c.vendorId} does not exist; create it first`);
+      const n = await q.run(
+        `INSERT INTO campaigns (campaign_id, vendor_id, currency, cap, funded, issued) VALUES (?, ?, ?, ?, 0, 0) ON CONFLICT (campaign_id) DO NOTHING`,
+        [c.campaignId, c.vendorId, c.currency, c.cap],
+      );
+      if (n !== 1) throw new LedgerError("CAMPAIGN_EXISTS", `campaign ${c.campaignId} already exists`);
+      await ensureAccount(q, account.campaign(c.campaignId), "campaign", c.currency);
+      return { campaignId: c.campaignId, vendorId: c.vendorId, currency: c.currency, budget: 0n, cap: c.cap, funded: 0n, issued: 0n };
+    });
+  }
+
+  async fundCampaign(campaignId: string, amount: bigint, requestId: string, now: bigint): Promise<CampaignRecord> {
+    if (amount <= 0n) throw new LedgerError("BAD_AMOUNT", "funding amount must be positive");
+    return this.db.tx(async (q) => {
+      const c = await q.get(`SELECT * FROM campaigns WHERE campaign_id = ?`, [campaignId]);
+      if (!c) throw new LedgerError("UNKNOWN_CAMPAIGN", `campaign ${campaignId} does not exist`);
+      const seen = await q.run(
+        `INSERT INTO requests (request_id, kind, customer_serial, reply, created_at) VALUES (?, 'fund', 0, ?, ?) ON CONFLICT (request_id) DO NOTHING`,
+        [`fund/${requestId}`, blob(new TextEncoder().encode(campaignId)), now],
+      );
+      if (seen === 1) {
+        const cur = c.currency as string;
+        if (checkedAdd(big(c.funded), amount) > big(c.cap)) {
+          throw new LedgerError("CAP_EXCEEDED", `funding ${amount} would exceed campaign ${campaignId}'s cap of ${c.cap} (funded ${c.funded})`);
+        }
+        await ensureAccount(q, account.funding(cur), "external", cur);
+        await transfer(q, "fund", campaignId, account.funding(cur), account.campaign(campaignId), amount, cur, now);
+        await q.run(`UPDATE campaigns SET funded = funded + ? WHERE campaign_id = ?`, [amount, campaignId]);
+      }
+      const after = (await q.get(`SELECT * FROM campaigns WHERE campaign_id = ?`, [campaignId]))!;
+      const bal = (await q.get(`SELECT balance FROM accounts WHERE account_id = ?`, [account.campaign(campaignId)]))!;
+      return rowToCampaign(after, big(bal.balance));
+    });
+  }
+
+  listCampaigns(): Promise<CampaignRecord[]> {
+    return this.db.read(async (q) =>
+      (
+        await q.all(
+          `SELECT c.*, a.balance FROM campaigns c JOIN accounts a ON a.account_id = ${this.concat("'campaign/'", "c.campaign_id")} ORDER BY c.campaign_id`,
+        )
+      ).map((r) => rowToCampaign(r, big(r.balance))),
+    );
+  }
+
+  private concat(a: string, b: string): string {
+    return `${a} || ${b}`;
+  }
+
+  async registerCustomer(op: RegisterOp): Promise<RegisterResult> {
+    return this.db
+      .tx<RegisterResult>(async (q) => {
+        const existing = await q.get(`SELECT sealed_hash, reply FROM customers WHERE wallet_id = ?`, [op.walletId]);
+        if (existing) {
+          if (Buffer.compare(blob(u8(existing.sealed_hash)), blob(op.sealedHash)) === 0) {
+            return { status: "replayed", reply: u8(existing.reply) };
+          }
+          return { status: "refused", refusal: "WALLET_ID_TAKEN", detail: "this wallet id is registered with another session key" };
+        }
+        const n = await q.run(
+          `INSERT INTO customers (customer_serial, wallet_id, secret_id, name, address, email, etc, sealed_hash, reply, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (customer_serial) DO NOTHING`,
+          [
+            op.customerSerial,
+            op.walletId,
+            op.secretId,
+            op.profile.name,
+            op.profile.address,
+            op.profile.email,
+            op.profile.etc,
+            blob(op.sealedHash),
+            blob(op.reply),
+            op.now,
+          ],
+        );
+        if (n !== 1) return { status: "refused", refusal: "SERIAL_TAKEN", detail: "customer serial collision" };
+        await ensureAccount(q, account.customer(op.customerSerial, op.scrip.currency), "customer", op.scrip.currency);
+        await insertScrip(q, op.scrip, op.now);
+        return { status: "done", reply: op.reply };
+      })
+      .catch((e: unknown) => {
+        // A scrip serial collision (primary key) is astronomically rare; report it so the center retries.
+        if (e instanceof Error && /UNIQUE|unique|duplicate/.test(e.message)) {
+          return { status: "refused", refusal: "SERIAL_TAKEN", detail: e.message } as RegisterResult;
+        }
+        throw e;
+      });
+  }
+
+  customerExists(customerSerial: bigint): Promise<boolean> {
+    return this.db.read(async (q) => !!(await q.get(`SELECT 1 AS one FROM customers WHERE customer_serial = ?`, [customerSerial])));
+  }
+
+  async initTransaction(
+    t: InitTransaction,
+    now: bigint,
+  ): Promise<{ status: "created" | "exists"; tx: TransactionRecord } | { status: "refused"; refusal: Refusal; detail: string }> {
+    const r = await settle(
+      this.db.tx(async (q) => {
+        if (t.kind === "issue") {
+          const c = await q.get(`SELECT vendor_id, currency FROM campaigns WHERE campaign_id = ?`, [t.campaignId]);
+          if (!c || c.vendor_id !== t.vendorId) refuse("UNKNOWN_CAMPAIGN", `campaign ${t.campaignId} is not run by vendor ${t.vendorId}`);
+          if (c.currency !== t.currency) refuse("CURRENCY_MISMATCH", `campaign ${t.campaignId} pays in ${c.currency}, not ${t.currency}`);
+        }
+        const clash = await q.get(`SELECT vendor_id FROM transactions WHERE tran_id = ? AND customer_serial = ? AND vendor_id <> ?`, [
+          t.tranId,
+          t.customerSerial,
+          t.vendorId,
+        ]);
+        if (clash) refuse("OFFER_MISMATCH", "this customer already has a transaction with this TranID from another seller");
+        const inserted = await q.run(
+          `INSERT INTO transactions (vendor_id, tran_id, kind, customer_serial, amount, currency, campaign_id, item, delivery_method,
+             expires_at, offer_hash, state, in_serial, out_serial, restored_serial, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'initiated', 0, 0, 0, ?, ?) ON CONFLICT (vendor_id, tran_id) DO NOTHING`,
+          [t.vendorId, t.tranId, t.kind, t.customerSerial, t.amount, t.currency, t.campaignId, t.item, t.deliveryMethod, t.expiresAt, blob(t.offerHash), now, now],
+        );
+        const row = (await q.get(`SELECT * FROM transactions WHERE vendor_id = ? AND tran_id = ?`, [t.vendorId, t.tranId]))!;
+        const tx = rowToTx(row);
+        if (inserted !== 1) {
+          if (tx.customerSerial !== t.customerSerial) refuse("WRONG_CUSTOMER", "this TranID belongs to another transaction");
+          if (Buffer.compare(blob(tx.offerHash), blob(t.offerHash)) !== 0) refuse("OFFER_MISMATCH", "this TranID was initialised with a different offer");
+        }
+        return { status: inserted === 1 ? ("created" as const) : ("exists" as const), tx };
+      }),
+    );
+    return r as { status: "created" | "exists"; tx: TransactionRecord } | { status: "refused"; refusal: Refusal; detail: string };
+  }
+
+  getTransaction(vendorId: string, tranId: string): Promise<TransactionRecord | undefined> {
+    return this.db.read(async (q) => {
+      const r = await q.get(`SELECT * FROM transactions WHERE vendor_id = ? AND tran_id = ?`, [vendorId, tranId]);
+      return r ? rowToTx(r) : undefined;
+    });
+  }
+
+  getTransactionForCustomer(tranId: string, customerSerial: bigint, kind: TxKind): Promise<TransactionRecord | undefined> {
+    return this.db.read(async (q) => {
+      const r = await q.get(`SELECT * FROM transactions WHERE tran_id = ? AND customer_serial = ? AND kind = ?`, [tranId, customerSerial, kind]);
+      return r ? rowToTx(r) : undefined;
+    });
+  }
+
+  /** The checks and state claim shared by M4 and S4. Returns a replay if this exact request already ran. */
+  private async claimExecution(q: SqlTx, op: ExecuteOp, kind: TxKind): Promise<TransactionRecord | LedgerResult> {
+    const row = await q.get(`SELECT * FROM transactions WHERE vendor_id = ? AND tran_id = ?`, [op.vendorId, op.tranId]);
+    if (!row) refuse("UNKNOWN_TRANSACTION", "no such TranID at this center; start with InitIssue/InitPayment");
+    const tx = rowToTx(row);
+    if (tx.kind !== kind) refuse("UNKNOWN_TRANSACTION", `TranID ${op.tranId} is not an ${kind} transaction`);
+    if (tx.customerSerial !== op.customerSerial) refuse("WRONG_CUSTOMER", "this TranID belongs to another customer");
+    if (tx.state === "executed" || tx.state === "confirmed") {
+      if (tx.inSerial === op.inSerial && tx.executeReply) return { status: "replayed", reply: tx.executeReply };
+      refuse("TRANSACTION_STATE", `TranID ${op.tranId} was already executed with another scrip`);
+    }
+    if (tx.state === "cancelled") refuse("TRANSACTION_STATE", `TranID ${op.tranId} was cancelled`);
+    if (tx.expiresAt < op.now) refuse("TRANSACTION_EXPIRED", `TranID ${op.tranId} expired; ask the seller for a new offer`);
+    if (op.out.currency !== tx.currency) refuse("CURRENCY_MISMATCH", `scrip is in ${op.out.currency}, the offer in ${tx.currency}`);
+    const claimed = await q.run(
+      `UPDATE transactions SET state = 'executed', in_serial = ?, out_serial = ?, execute_reply = ?, updated_at = ?
+       WHERE vendor_id = ? AND tran_id = ? AND state = 'initiated'`,
+      [op.inSerial, op.out.serial, blob(op.reply), op.now, op.vendorId, op.tranId],
+    );
+    if (claimed !== 1) throw new RetryableConflict(`TranID ${op.tranId} changed state concurrently`);
+    return tx;
+  }
+
+  async executeIssue(op: ExecuteOp): Promise<LedgerResult> {
+    return settle(
+      this.db.tx<LedgerResult>(async (q) => {
+        const tx = await this.claimExecution(q, op, "issue");
+        if ("status" in tx) return tx;
+        if (op.out.value !== checkedAdd(op.inValue, tx.amount)) throw new LedgerError("BAD_AMOUNT", "issued scrip value must be old value + amount");
+        await spendScrip(q, op.inSerial, op.customerSerial, op.inValue, op.now);
+        const rewarded = await q.run(
+          `INSERT INTO rewards (campaign_id, item, customer_serial, tran_id) VALUES (?, ?, ?, ?) ON CONFLICT (campaign_id, item, customer_serial) DO NOTHING`,
+          [tx.campaignId, tx.item, op.customerSerial, op.tranId],
+        );
+        if (rewarded !== 1) refuse("ALREADY_REWARDED", `this customer was already rewarded for ${tx.item} in campaign ${tx.campaignId}`);
+        await insertScrip(q, op.out, op.now);
+        await transfer(
+          q,
+          "issue",
+          `${op.vendorId}/${op.tranId}`,
+          account.campaign(tx.campaignId),
+          account.customer(op.customerSerial, tx.currency),
+          tx.amount,
+          tx.currency,
+          op.now,
+          "BUDGET_EXHAUSTED",
+        );
+        await q.run(`UPDATE campaigns SET issued = issued + ? WHERE campaign_id = ?`, [tx.amount, tx.campaignId]);
+        return { status: "done", reply: op.reply };
+      }),
+    ) as Promise<LedgerResult>;
+  }
+
+  async executePayment(op: ExecuteOp): Promise<LedgerResult> {
+    return settle(
+      this.db.tx<LedgerResult>(async (q) => {
+        const tx = await this.claimExecution(q, op, "pay");
+        if ("status" in tx) return tx;
+        if (op.inValue < tx.amount) refuse("INSUFFICIENT_VALUE", `scrip holds ${op.inValue} ${tx.currency}, the price is ${tx.amount}`);
+        if (op.out.value !== checkedSub(op.inValue, tx.amount)) throw new LedgerError("BAD_AMOUNT", "change must be old value - price");
+        await spendScrip(q, op.inSerial, op.customerSerial, op.inValue, op.now);
+        await insertScrip(q, op.out, op.now);
+        await ensureAccount(q, account.vendor(op.vendorId, tx.currency), "vendor", tx.currency);
+        await transfer(
+          q,
+          "pay",
+          `${op.vendorId}/${op.tranId}`,
+          account.customer(op.customerSerial, tx.currency),
+          account.vendor(op.vendorId, tx.currency),
+          tx.amount,
+          tx.currency,
+          op.now,
+        );
+        return { status: "done", reply: op.reply };
+      }),
+    ) as Promise<LedgerResult>;
+  }
+
+  async confirm(op: ConfirmOp): Promise<LedgerResult> {
+    return settle(
+      this.db.tx<LedgerResult>(async (q) => {
+        const row = await q.get(`SELECT * FROM transactions WHERE vendor_id = ? AND tran_id = ?`, [op.vendorId, op.tranId]);
+        if (!row) refuse("UNKNOWN_TRANSACTION", "no such TranID at this center");
+        const tx = rowToTx(row);
+        if (tx.customerSerial !== op.customerSerial) refuse("WRONG_CUSTOMER", "this TranID belongs to another customer");
+        if (tx.state === "confirmed" && tx.outSerial === op.presentedSerial && tx.confirmReply) {
+          return { status: "replayed", reply: tx.confirmReply };
+        }
+        if (tx.state !== "executed") refuse("TRANSACTION_STATE", `TranID ${op.tranId} is ${tx.state}, not awaiting confirmation`);
+        if (tx.outSerial !== op.presentedSerial) refuse("SCRIP_NOT_LIVE", "this is not the scrip issued for this TranID");
+        const n = await q.run(
+          `UPDATE transactions SET state = 'confirmed', confirm_reply = ?, updated_at = ? WHERE vendor_id = ? AND tran_id = ? AND state = 'executed'`,
+          [blob(op.reply), op.now, op.vendorId, op.tranId],
+        );
+        if (n !== 1) throw new RetryableConflict(`TranID ${op.tranId} changed state concurrently`);
+        await q.run(
+          `INSERT INTO settlements (kind, vendor_id, tran_id, amount, currency, item, settled_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+          [tx.kind, tx.vendorId, tx.tranId, tx.amount, tx.currency, tx.item, op.now],
+        );
+        return { status: "done", reply: op.reply };
+      }),
+    ) as Promise<LedgerResult>;
+  }
+
+  async cancel(op: CancelOp): Promise<LedgerResult> {
+    return settle(
+      this.db.tx<LedgerResult>(async (q) => {
+        const row = await q.get(`SELECT * FROM transactions WHERE vendor_id = ? AND tran_id = ?`, [op.vendorId, op.tranId]);
+        if (!row) refuse("UNKNOWN_TRANSACTION", "no such TranID at this center");
+        const tx = rowToTx(row);
+        if (tx.customerSerial !== op.customerSerial) refuse("WRONG_CUSTOMER", "this TranID belongs to another customer");
+        if (tx.state === "cancelled" && tx.cancelReply) return { status: "replayed", reply: tx.cancelReply };
+        if (tx.state === "confirmed") refuse("TRANSACTION_STATE", `TranID ${op.tranId} is already confirmed and cannot be cancelled`);
+        if (tx.state !== op.expectState) throw new RetryableConflict(`TranID ${op.tranId} is ${tx.state}`);
+        const n = await q.run(
+          `UPDATE transactions SET state = 'cancelled', cancel_reply = ?, restored_serial = ?, updated_at = ?
+           WHERE vendor_id = ? AND tran_id = ? AND state = ?`,
+          [blob(op.reply), op.restored?.serial ?? 0n, op.now, op.vendorId, op.tranId, tx.state],
+        );
+        if (n !== 1) throw new RetryableConflict(`TranID ${op.tranId} changed state concurrently`);
+        if (tx.state === "initiated") return { status: "done", reply: op.reply };
+
+        if (op.presentedSerial !== tx.inSerial && op.presentedSerial !== tx.outSerial) {
+          refuse("SCRIP_NOT_LIVE", "the presented scrip is not part of this transaction");
+        }
+        const out = await q.get(`SELECT value FROM scrips WHERE serial = ?`, [tx.outSerial]);
+        const before = await q.get(`SELECT value FROM scrips WHERE serial = ?`, [tx.inSerial]);
+        if (!out || !before || !op.restored) throw new LedgerError("CORRUPT", "transaction scrips missing");
+        if (op.restored.value !== big(before.value)) throw new LedgerError("BAD_AMOUNT", "restored scrip must carry the pre-transaction value");
+        const spent = await q.run(`UPDATE scrips SET state = 'spent', spent_at = ? WHERE serial = ? AND state = 'live'`, [op.now, tx.outSerial]);
+        if (spent !== 1) refuse("SCRIP_NOT_LIVE", "the scrip issued by this transaction was already spent; it can no longer be undone");
+        await insertScrip(q, op.restored, op.now);
+        const cust = account.customer(tx.customerSerial, tx.currency);
+        const ref = `${tx.vendorId}/${tx.tranId}`;
+        if (tx.kind === "issue") {
+          await transfer(q, "cancel-issue", ref, cust, account.campaign(tx.campaignId), tx.amount, tx.currency, op.now);
+          await q.run(`UPDATE campaigns SET issued = issued - ? WHERE campaign_id = ?`, [tx.amount, tx.campaignId]);
+          await q.run(`DELETE FROM rewards WHERE campaign_id = ? AND item = ? AND customer_serial = ? AND tran_id = ?`, [
+            tx.campaignId,
+            tx.item,
+            tx.customerSerial,
+            tx.tranId,
+          ]);
+        } else {
+          await transfer(q, "cancel-pay", ref, account.vendor(tx.vendorId, tx.currency), cust, tx.amount, tx.currency, op.now);
+        }
+        return { status: "done", reply: op.reply };
+      }),
+    ) as Promise<LedgerResult>;
+  }
+
+  async replace(op: ReplaceOp): Promise<LedgerResult> {
+    return settle(
+      this.db.tx<LedgerResult>(async (q) => {
+        const seen = await q.get(`SELECT kind, customer_serial, reply FROM requests WHERE request_id = ?`, [`${op.kind}/${op.requestId}`]);
+        if (seen) {
+          if (seen.kind === op.kind && big(seen.customer_serial) === op.customerSerial) return { status: "replayed", reply: u8(seen.reply) };
+          refuse("TRANSACTION_STATE", "this request id was already used");
+        }
+        const paid = op.payout?.amount ?? 0n;
+        if (paid < 0n) throw new LedgerError("BAD_AMOUNT", "payout must not be negative");
+        if (op.inValue < paid) refuse("INSUFFICIENT_VALUE", `scrip holds ${op.inValue}, cannot redeem ${paid}`);
+        if (op.out.value !== op.inValue - paid) throw new LedgerError("BAD_AMOUNT", "new scrip must carry the old value less the payout");
+        await spendScrip(q, op.inSerial, op.customerSerial, op.inValue, op.now);
+        await insertScrip(q, op.out, op.now);
+        if (op.payout && paid > 0n) {
+          await ensureAccount(q, account.payout(op.out.currency), "external", op.out.currency);
+          await transfer(q, "redeem", op.payout.payoutId, account.customer(op.customerSerial, op.out.currency), account.payout(op.out.currency), paid, op.out.currency, op.now);
+          await q.run(`INSERT INTO payouts (payout_id, customer_serial, amount, currency, account, created_at) VALUES (?, ?, ?, ?, ?, ?)`, [
+            op.payout.payoutId,
+            op.customerSerial,
+            paid,
+            op.out.currency,
+            op.payout.account,
+            op.now,
+          ]);
+        }
+        await q.run(`INSERT INTO requests (request_id, kind, customer_serial, reply, created_at) VALUES (?, ?, ?, ?, ?)`, [
+          `${op.kind}/${op.requestId}`,
+          op.kind,
+          op.customerSerial,
+          blob(op.reply),
+          op.now,
+        ]);
+        return { status: "done", reply: op.reply };
+      }),
+    ) as Promise<LedgerResult>;
+  }
+
+  liveScrip(customerSerial: bigint, currency: string): Promise<ScripRow | undefined> {
+    return this.db.read(async (q) => {
+      const r = await q.get(`SELECT serial, value, expires_at FROM scrips WHERE customer_serial = ? AND currency = ? AND state = 'live'`, [
+        customerSerial,
+        currency,
+      ]);
+      return r ? { serial: big(r.serial), customerSerial, currency, value: big(r.value), expiresAt: big(r.expires_at) } : undefined;
+    });
+  }
+
+  listSettlements(vendorId: string, afterSequence: bigint, limit: number): Promise<SettlementRecord[]> {
+    return this.db.read(async (q) =>
+      (
+        await q.all(`SELECT * FROM settlements WHERE vendor_id = ? AND sequence > ? ORDER BY sequence LIMIT ?`, [vendorId, afterSequence, limit])
+      ).map((r) => ({
+        sequence: big(r.sequence),
+        kind: r.kind as TxKind,
+        vendorId: r.vendor_id as string,
+        tranId: r.tran_id as string,
+        amount: big(r.amount),
+        currency: r.currency as string,
+        item: r.item as string,
+        settledAt: big(r.settled_at),
+      })),
+    );
+  }
+
+  listPayouts(limit: number): Promise<PayoutRecord[]> {
+    return this.db.read(async (q) =>
+      (await q.all(`SELECT * FROM payouts ORDER BY created_at DESC, payout_id LIMIT ?`, [limit])).map((r) => ({
+        payoutId: r.payout_id as string,
+        customerSerial: big(r.customer_serial),
+        amount: big(r.amount),
+        currency: r.currency as string,
+        account: r.account as string,
+        createdAt: big(r.created_at),
+      })),
+    );
+  }
+
+  /**
+   * Rebuilds every balance from the transfer journal and checks it against
+   * the accounts, the live scrips and the campaign counters. Runs in one
+   * read transaction so it sees a consistent snapshot of a live database.
+   */
+  audit(): Promise<AuditReport> {
+    return this.db.read(async (q) => {
+      const problems: string[] = [];
+      const transfers = await q.get(`SELECT COUNT(*) AS n FROM transfers`);
+      const bad = await q.all(`SELECT transfer_id FROM transfers WHERE amount <= 0 OR debit_account = credit_account LIMIT 10`);
+      for (const b of bad) problems.push(`transfer ${b.transfer_id} is not a valid double entry`);
+      const mixed = await q.all(
+        `SELECT t.transfer_id FROM transfers t JOIN accounts d ON d.account_id = t.debit_account JOIN accounts c ON c.account_id = t.credit_account
+         WHERE d.currency <> t.currency OR c.currency <> t.currency LIMIT 10`,
+      );
+      for (const b of mixed) problems.push(`transfer ${b.transfer_id} mixes currencies`);
+      const accounts = await q.all(
+        `SELECT a.account_id, a.kind, a.currency, a.balance,
+           COALESCE((SELECT SUM(amount) FROM transfers WHERE credit_account = a.account_id), 0) AS credits,
+           COALESCE((SELECT SUM(amount) FROM transfers WHERE debit_account = a.account_id), 0) AS debits
+         FROM accounts a`,
+      );
+      const totals = new Map<string, bigint>();
+      for (const a of accounts) {
+        const bal = big(a.balance);
+        const journal = big(a.credits) - big(a.debits);
+        if (bal !== journal) problems.push(`account ${a.account_id}: balance ${bal} but journal says ${journal}`);
+        if (a.kind !== "external" && bal < 0n) problems.push(`account ${a.account_id} is negative (${bal})`);
+        totals.set(a.currency as string, (totals.get(a.currency as string) ?? 0n) + bal);
+      }
+      for (const [cur, total] of totals) if (total !== 0n) problems.push(`${cur}: balances sum to ${total}, not 0 (value minted or lost)`);
+
+      const customerMismatch = await q.all(
+        `SELECT a.account_id, a.balance, s.value, s.serial FROM accounts a
+         LEFT JOIN scrips s ON a.account_id = ${this.concat(this.concat("'customer/'", this.engine === "postgres" ? "CAST(s.customer_serial AS TEXT)" : "CAST(s.customer_serial AS TEXT)"), this.concat("'/'", "s.currency"))} AND s.state = 'live'
+         WHERE a.kind = 'customer' AND (s.serial IS NULL OR s.value <> a.balance) LIMIT 20`,
+      );
+      for (const m of customerMismatch) {
+        problems.push(
+          m.serial == null
+            ? `account ${m.account_id} has no live scrip`
+            : `account ${m.account_id}: balance ${m.balance} but live scrip ${m.serial} holds ${m.value}`,
+        );
+      }
+      const orphanLive = await q.all(
+        `SELECT s.serial, s.customer_serial, s.currency FROM scrips s LEFT JOIN accounts a
+           ON a.account_id = ${this.concat(this.concat("'customer/'", "CAST(s.customer_serial AS TEXT)"), this.concat("'/'", "s.currency"))}
+         WHERE s.state = 'live' AND a.account_id IS NULL LIMIT 10`,
+      );
+      for (const o of orphanLive) problems.push(`live scrip ${o.serial} has no ledger account`);
+      const campaigns = await q.all(
+        `SELECT c.campaign_id, c.funded, c.issued, c.cap, a.balance FROM campaigns c JOIN accounts a ON a.account_id = ${this.concat("'campaign/'", "c.campaign_id")}`,
+      );
+      for (const c of campaigns) {
+        if (big(c.funded) - big(c.issued) !== big(c.balance)) {
+          problems.push(`campaign ${c.campaign_id}: funded ${c.funded} - issued ${c.issued} != budget ${c.balance}`);
+        }
+        if (big(c.funded) > big(c.cap)) problems.push(`campaign ${c.campaign_id} funded beyond its cap`);
+      }
+      const executed = await q.all(
+        `SELECT t.vendor_id, t.tran_id FROM transactions t LEFT JOIN scrips i ON i.serial = t.in_serial LEFT JOIN scrips o ON o.serial = t.out_serial
+         WHERE t.state IN ('executed', 'confirmed') AND (i.serial IS NULL OR o.serial IS NULL OR i.state <> 'spent') LIMIT 10`,
+      );
+      for (const e of executed) problems.push(`transaction ${e.vendor_id}/${e.tran_id} executed but its scrips are inconsistent`);
+      const scrips = await q.get(`SELECT COUNT(*) AS n FROM scrips`);
+      return {
+        ok: problems.length === 0,
+        problems,
+        transfersChecked: Number(transfers?.n ?? 0),
+        accountsChecked: accounts.length,
+        scripsChecked: Number(scrips?.n ?? 0),
+      };
+    });
+  }
+}

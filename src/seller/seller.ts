@@ -1,0 +1,182 @@
+/**
+ * The seller's protocol logic (M1 -> M2, S1 -> S2, S7): decide whether an
+ * answer earns scrip, quote prices, and deliver content against the center's
+ * receipt. The seller signs what it offers with its vendor secret, so the
+ * amount is what the seller said, whatever the wallet claims later.
+ */
+import { create } from "@bufbuild/protobuf";
+import { randomBytes } from "node:crypto";
+import {
+  CampaignItemKind,
+  CampaignItemSchema,
+  CatalogEntrySchema,
+  DeliverResponseSchema,
+  GetCatalogResponseSchema,
+  RequestIssueResponseSchema,
+  RequestServiceResponseSchema,
+  type DeliverRequest,
+  type DeliverResponse,
+  type GetCatalogResponse,
+  type RequestIssueRequest,
+  type RequestIssueResponse,
+  type RequestServiceRequest,
+  type RequestServiceResponse,
+} from "../../gen/scripwire/v1/seller_pb.js";
+import { CmdType, DeliveryMethod, HashAlgorithm, IdTypeSchema, OfferKind, OfferSchema, ServerTypeSchema, type Offer } from "../../gen/scripwire/v1/types_pb.js";
+import { MAC_BYTES } from "../crypto/mac.js";
+import { computeOfferMac, verifyReceiptMac } from "../crypto/scrip-auth.js";
+import { invalidArgument, unauthenticated } from "../protocol/errors.js";
+import { header } from "../protocol/header.js";
+import type { SellerConfig } from "./catalog.js";
+
+const ANSWER_MAX = 2000;
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+}
+
+function refusalPage(title: string, reason: string): string {
+  return `<!doctype html><html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head><body><h1>${escapeHtml(title)}</h1><p>${escapeHtml(reason)}</p></body></html>`;
+}
+
+export interface SurveyAnswer {
+  campaignId: string;
+  itemId: string;
+  customerSerial: bigint;
+  answer: string;
+  at: number;
+}
+
+export class Seller {
+  /** Survey answers collected (the advertiser's reason for paying). */
+  readonly answers: SurveyAnswer[] = [];
+  private readonly clock: () => number;
+
+  constructor(
+    readonly config: SellerConfig,
+    clock?: () => number,
+  ) {
+    this.clock = clock ?? Date.now;
+  }
+
+  private signingKey(): { keyId: number; secret: Uint8Array } {
+    const keyId = Math.max(...this.config.vendorKeys.keys());
+    return { keyId, secret: this.config.vendorKeys.get(keyId)! };
+  }
+
+  private offer(fields: Omit<Partial<Offer>, "$typeName">): Offer {
+    const { keyId, secret } = this.signingKey();
+    const o = create(OfferSchema, {
+      ...fields,
+      vendor: create(ServerTypeSchema, this.config.identity),
+      vendorId: this.config.vendorId,
+      tranId: `t_${randomBytes(16).toString("hex")}`,
+      expiresAtUnix: BigInt(Math.floor(this.clock() / 1000) + this.config.offerLifetimeSeconds),
+      vendorKeyId: keyId,
+      hashAlgorithm: HashAlgorithm.HMAC_SHA256,
+    });
+    o.mac = computeOfferMac(secret, o);
+    return o;
+  }
+
+  catalog(): GetCatalogResponse {
+    return create(GetCatalogResponseSchema, {
+      header: header(CmdType.UNSPECIFIED, this.clock()),
+      vendor: create(ServerTypeSchema, this.config.identity),
+      vendorId: this.config.vendorId,
+      entries: this.config.catalog.map((c) =>
+        create(CatalogEntrySchema, { requestUrl: c.requestUrl, title: c.title, price: c.price, currency: c.currency, deliveryMethods: c.methods }),
+      ),
+      campaignItems: this.config.campaignItems.map((i) =>
+        create(CampaignItemSchema, {
+          itemId: i.itemId,
+          kind: i.kind,
+          prompt: i.prompt,
+          choices: i.choices,
+          reward: i.reward,
+          currency: i.currency,
+          campaignId: i.campaignId,
+        }),
+      ),
+    });
+  }
+
+  /** M1 -> M2. */
+  requestIssue(req: RequestIssueRequest): RequestIssueResponse {
+    if (req.header?.cmdType !== CmdType.GM1_1) throw invalidArgument("WRONG_CMD_TYPE", "header.cmd_type must be GM1_1");
+    if (!req.customId) throw invalidArgument("MISSING_CUSTOM_ID", "custom_id is required: copy it from your scrip");
+    if (req.value.length > ANSWER_MAX) throw invalidArgument("ANSWER_TOO_LONG", `value is limited to ${ANSWER_MAX} characters`);
+    const refuse = (why: string) =>
+      create(RequestIssueResponseSchema, {
+        header: header(CmdType.GM2_2, this.clock(), why, "ISSUE_REFUSED"),
+        htmlDocument: refusalPage("No scrip for this answer", why),
+      });
+    const item = this.config.campaignItems.find((i) => i.itemId === req.item);
+    if (!item) return refuse(`There is no advertisement, survey or quiz called "${req.item}" here.`);
+    const answer = req.value.trim();
+    if (item.kind === CampaignItemKind.QUIZ && answer.toLowerCase() !== item.answer.trim().toLowerCase()) {
+      return refuse("That is not the right answer; scrip is paid for right answers only.");
+    }
+    if (item.kind === CampaignItemKind.SURVEY) {
+      if (answer.length === 0) return refuse("An empty answer earns nothing; please answer the question.");
+      this.answers.push({ campaignId: item.campaignId, itemId: item.itemId, customerSerial: req.customId.serialNumber, answer, at: this.clock() });
+    }
+    const permit = this.offer({
+      kind: OfferKind.ISSUE,
+      amount: item.reward,
+      currency: item.currency,
+      item: item.itemId,
+      campaignId: item.campaignId,
+      deliveryMethod: DeliveryMethod.UNSPECIFIED,
+      customId: create(IdTypeSchema, { secretId: req.customId.secretId, serialNumber: req.customId.serialNumber }),
+    });
+    return create(RequestIssueResponseSchema, { header: header(CmdType.GM2_1, this.clock()), permit });
+  }
+
+  /** S1 -> S2. */
+  requestService(req: RequestServiceRequest): RequestServiceResponse {
+    if (req.header?.cmdType !== CmdType.PM1_1) throw invalidArgument("WRONG_CMD_TYPE", "header.cmd_type must be PM1_1");
+    if (!req.customId) throw invalidArgument("MISSING_CUSTOM_ID", "custom_id is required: copy it from your scrip");
+    const refuse = (why: string) =>
+      create(RequestServiceResponseSchema, {
+        header: header(CmdType.PM2_2, this.clock(), why, "NOT_FOR_SALE"),
+        htmlDocument: refusalPage("Not for sale", why),
+      });
+    const entry = this.config.catalog.find((c) => c.requestUrl === req.requestUrl);
+    if (!entry) return refuse(`Nothing is sold at ${req.requestUrl}.`);
+    if (!entry.methods.includes(req.pMethod)) {
+      return refuse(`${entry.title} is sold as ${entry.methods.map((m) => DeliveryMethod[m]).join(" or ")} only.`);
+    }
+    const order = this.offer({
+      kind: OfferKind.PAY,
+      amount: entry.price,
+      currency: entry.currency,
+      item: entry.requestUrl,
+      campaignId: "",
+      deliveryMethod: req.pMethod,
+      customId: create(IdTypeSchema, { secretId: req.customId.secretId, serialNumber: req.customId.serialNumber }),
+    });
+    return create(RequestServiceResponseSchema, { header: header(CmdType.PM2_1, this.clock()), order });
+  }
+
+  /** S7: delivery against the center's receipt; the same receipt delivers again. */
+  deliver(req: DeliverRequest): DeliverResponse {
+    const r = req.receipt;
+    if (!r) throw invalidArgument("MISSING_RECEIPT", "receipt is required: pass the receipt from ConfirmPayment (S6)");
+    if (r.mac.length !== MAC_BYTES) throw invalidArgument("BAD_RECEIPT", `receipt.mac must be ${MAC_BYTES} bytes`);
+    const key = this.config.vendorKeys.get(r.vendorKeyId);
+    if (r.vendorId !== this.config.vendorId || !key || r.hashAlgorithm !== HashAlgorithm.HMAC_SHA256 || !verifyReceiptMac(key, r)) {
+      throw unauthenticated("BAD_RECEIPT", "the receipt does not verify: it was altered or is not from this mall's payment center");
+    }
+    const entry = this.config.catalog.find((c) => c.requestUrl === r.requestUrl);
+    if (!entry) throw invalidArgument("NOT_SOLD_HERE", `nothing is sold at ${r.requestUrl} any more; contact the seller for a refund`);
+    const save = r.deliveryMethod === DeliveryMethod.SAVE;
+    return create(DeliverResponseSchema, {
+      header: header(CmdType.PM8_1, this.clock()),
+      deliveryMethod: r.deliveryMethod,
+      contentType: save ? "application/octet-stream" : entry.contentType,
+      fileName: save ? entry.fileName : "",
+      content: entry.content,
+    });
+  }
+}
