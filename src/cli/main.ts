@@ -1,0 +1,380 @@
+/**
+ * `scripwire`: one command for every role. Groups: center, seller, wallet,
+ * audit, demo. Every command takes --help and --json.
+ */
+import { ConnectError, createClient, Code } from "@connectrpc/connect";
+import { readFileSync } from "node:fs";
+import { CenterAdminService, KeyKind } from "../../gen/scripwire/v1/admin_pb.js";
+import { PaymentCenterService } from "../../gen/scripwire/v1/center_pb.js";
+import { HashAlgorithm } from "../../gen/scripwire/v1/types_pb.js";
+import { createTransport, type WireProtocol } from "../client/transport.js";
+import { computeSettlementsMac } from "../crypto/scrip-auth.js";
+import { openLedger } from "../ledger/open.js";
+import { startCenterServer } from "../center/server.js";
+import { loadSellerConfig } from "../seller/catalog.js";
+import { startSellerServer } from "../seller/server.js";
+import { EXIT, helpText, Options, parseArgs, print, UsageError, type Command, type OptionSpec } from "./options.js";
+
+const TOP_HELP = `Usage: scripwire <command> [options]
+
+Hash-authenticated micropayments (KR 10-0284579) over Connect and gRPC.
+
+Commands:
+  center serve              run a payment center
+  center admin <action>     administer a center (create-vendor, rotate-vendor-secret,
+                            create-campaign, fund-campaign, list-campaigns,
+                            rotate-keys, payouts, audit)
+  seller serve              run a seller (internet mall) from a catalog file
+  seller settlements        list (or --watch) a seller's confirmed settlements
+  wallet <action>           a customer's wallet (register, earn, buy, balance,
+                            history, renew, redeem, catalog, info)
+  audit                     check conservation on a ledger database
+  demo                      start a center and seller and walk through the protocol
+
+Run 'scripwire <command> --help' for a command's options.`;
+
+
+const centerServe: Command = {
+  usage: "scripwire center serve [options]",
+  summary: "Run a payment center: Connect, gRPC and gRPC-Web on one port, with reflection and health.",
+  options: [
+    { name: "host", description: "address to listen on", default: "127.0.0.1" },
+    { name: "port", description: "port to listen on (0 = any free port)", default: "7100" },
+    { name: "data-dir", description: "directory for the embedded SQLite ledger", default: "data" },
+    { name: "database", description: "postgres:// URL or SQLite file (overrides --data-dir)" },
+    { name: "admin-token", description: "bearer token for admin calls (at least 16 characters)" },
+    { name: "currencies", description: "comma-separated currencies issued", default: "KRW" },
+    { name: "dns-name", description: "the center's name in every scrip", default: "localhost" },
+    { name: "server-name", description: "the center's display name", default: "Scripwire payment center" },
+    { name: "scrip-lifetime", description: "lifetime of new scrip in seconds", default: String(30 * 86400) },
+    { name: "redeem-threshold", description: "minimum redemption (smallest units)", default: "1000" },
+    { name: "tls-cert", description: "PEM certificate file (enables TLS)" },
+    { name: "tls-key", description: "PEM private key file" },
+  ],
+  async run(o) {
+    const currencies = o.require("currencies").split(",").map((c) => c.trim()).filter(Boolean);
+    const threshold = BigInt(o.require("redeem-threshold"));
+    const tlsCert = o.get("tls-cert");
+    const running = await startCenterServer({
+      identity: { dnsName: o.require("dns-name"), serverName: o.require("server-name"), port: o.int("port") ?? 0 },
+      currencies,
+      scripLifetimeSeconds: o.int("scrip-lifetime"),
+      redeemThreshold: Object.fromEntries(currencies.map((c) => [c, threshold])),
+      database: o.get("database"),
+      dataDir: o.get("data-dir"),
+      host: o.get("host"),
+      port: o.int("port"),
+      adminToken: o.require("admin-token"),
+      tls: tlsCert ? { cert: readFileSync(tlsCert), key: readFileSync(o.require("tls-key")) } : undefined,
+    });
+    print(o.json, { url: running.url, port: running.port, engine: running.ledger.engine }, `payment center listening on ${running.url} (${running.ledger.engine} ledger)`);
+    await waitForSignal(() => running.close());
+    return EXIT.OK;
+  },
+};
+
+function adminClient(o: Options) {
+  return createClient(
+    CenterAdminService,
+    createTransport(o.require("center"), { headers: { authorization: `Bearer ${o.require("admin-token")}` }, protocol: (o.get("protocol") ?? "connect") as WireProtocol }),
+  );
+}
+
+const adminCommon: OptionSpec[] = [
+  { name: "center", description: "center URL", default: "http://127.0.0.1:7100" },
+  { name: "admin-token", description: "admin bearer token" },
+  { name: "protocol", description: "connect, grpc or grpc-web", default: "connect" },
+];
+
+const adminActions: Record<string, Command> = {
+  "create-vendor": {
+    usage: "scripwire center admin create-vendor --vendor-id <id> [--dns-name d] [--server-name n]",
+    summary: "Register a seller and print its first vendor secret (shown once).",
+    options: [...adminCommon, { name: "vendor-id", description: "vendor account id" }, { name: "dns-name", description: "seller domain", default: "localhost" }, { name: "server-name", description: "seller display name" }],
+    async run(o) {
+      const r = await adminClient(o).createVendor({ vendorId: o.require("vendor-id"), vendor: { dnsName: o.require("dns-name"), serverName: o.get("server-name") ?? o.require("vendor-id") } });
+      const secret = Buffer.from(r.vendorSecret).toString("hex");
+      print(o.json, { vendorId: r.vendorId, vendorKeyId: r.vendorKeyId, vendorSecret: secret }, `vendor ${r.vendorId} created\nvendor key ${r.vendorKeyId}: ${secret}\n(give this secret to the seller only; it is not shown again)`);
+      return EXIT.OK;
+    },
+  },
+  "rotate-vendor-secret": {
+    usage: "scripwire center admin rotate-vendor-secret --vendor-id <id>",
+    summary: "Issue a new vendor secret generation; older ones keep verifying.",
+    options: [...adminCommon, { name: "vendor-id", description: "vendor account id" }],
+    async run(o) {
+      const r = await adminClient(o).rotateVendorSecret({ vendorId: o.require("vendor-id") });
+      const secret = Buffer.from(r.vendorSecret).toString("hex");
+      print(o.json, { vendorKeyId: r.vendorKeyId, vendorSecret: secret }, `vendor key ${r.vendorKeyId}: ${secret}`);
+      return EXIT.OK;
+    },
+  },
+  "create-campaign": {
+    usage: "scripwire center admin create-campaign --campaign-id <id> --vendor-id <id> --currency KRW --cap <amount>",
+    summary: "Create a campaign whose budget pays a vendor's rewards, with a cap on total funding.",
+    options: [...adminCommon, { name: "campaign-id", description: "campaign id" }, { name: "vendor-id", description: "vendor running it" }, { name: "currency", description: "currency", default: "KRW" }, { name: "cap", description: "maximum total funding" }],
+    async run(o) {
+      const r = await adminClient(o).createCampaign({ campaignId: o.require("campaign-id"), vendorId: o.require("vendor-id"), currency: o.require("currency"), cap: parseAmount(o.require("cap")) });
+      print(o.json, r.campaign, `campaign ${r.campaign?.campaignId} created (cap ${r.campaign?.cap} ${r.campaign?.currency})`);
+      return EXIT.OK;
+    },
+  },
+  "fund-campaign": {
+    usage: "scripwire center admin fund-campaign --campaign-id <id> --amount <n> [--request-id <id>]",
+    summary: "Add real money to a campaign's budget. Retrying with the same --request-id funds once.",
+    options: [...adminCommon, { name: "campaign-id", description: "campaign id" }, { name: "amount", description: "amount in smallest units" }, { name: "request-id", description: "idempotency key (default: random)" }],
+    async run(o) {
+      const r = await adminClient(o).fundCampaign({ campaignId: o.require("campaign-id"), amount: parseAmount(o.require("amount")), requestId: o.get("request-id") ?? `fund-${Date.now()}-${Math.random().toString(36).slice(2)}` });
+      print(o.json, r.campaign, `campaign ${r.campaign?.campaignId}: budget ${r.campaign?.budget} of cap ${r.campaign?.cap}`);
+      return EXIT.OK;
+    },
+  },
+  "list-campaigns": {
+    usage: "scripwire center admin list-campaigns",
+    summary: "Show every campaign with its budget, funding and issued totals.",
+    options: adminCommon,
+    async run(o) {
+      const r = await adminClient(o).listCampaigns({});
+      print(o.json, r.campaigns, r.campaigns.map((c) => `${c.campaignId}\tvendor=${c.vendorId}\tbudget=${c.budget} ${c.currency}\tfunded=${c.funded}/${c.cap}\tissued=${c.issued}`).join("\n") || "(no campaigns)");
+      return EXIT.OK;
+    },
+  },
+  "rotate-keys": {
+    usage: "scripwire center admin rotate-keys --kind certificate|custom",
+    summary: "Start a new generation of the scrip-certificate key or the Custom_Secret master key.",
+    options: [...adminCommon, { name: "kind", description: "certificate or custom" }],
+    async run(o) {
+      const kind = o.require("kind");
+      const k = kind === "certificate" ? KeyKind.CERTIFICATE : kind === "custom" ? KeyKind.CUSTOM_SECRET : undefined;
+      if (k === undefined) throw new UsageError("--kind must be certificate or custom");
+      const r = await adminClient(o).rotateKeys({ kind: k });
+      print(o.json, { kind, secretId: r.secretId }, `${kind} key generation ${r.secretId} is now current`);
+      return EXIT.OK;
+    },
+  },
+  payouts: {
+    usage: "scripwire center admin payouts [--limit n]",
+    summary: "List recent payouts (redemptions for real money).",
+    options: [...adminCommon, { name: "limit", description: "how many", default: "100" }],
+    async run(o) {
+      const r = await adminClient(o).listPayouts({ limit: o.int("limit") ?? 100 });
+      print(o.json, r.payouts, r.payouts.map((p) => `${p.payoutId}\t${p.amount} ${p.currency}\tto ${p.payoutAccount}`).join("\n") || "(no payouts)");
+      return EXIT.OK;
+    },
+  },
+  audit: {
+    usage: "scripwire center admin audit",
+    summary: "Run the ledger audit on a live center.",
+    options: adminCommon,
+    async run(o) {
+      const r = await adminClient(o).audit({});
+      print(o.json, r, r.ok ? `audit ok: ${r.transfersChecked} transfers, ${r.accountsChecked} accounts, ${r.scripsChecked} scrips` : `AUDIT FAILED:\n${r.problems.join("\n")}`);
+      return r.ok ? EXIT.OK : EXIT.AUDIT_FAILED;
+    },
+  },
+};
+
+const sellerServe: Command = {
+  usage: "scripwire seller serve --catalog <seller.json> [options]",
+  summary: "Run a seller (internet mall): campaigns that pay scrip, priced content, and delivery on receipts.",
+  options: [
+    { name: "catalog", description: "seller config JSON (vendor id, vendorKeys, catalog, campaigns)" },
+    { name: "host", description: "address to listen on", default: "127.0.0.1" },
+    { name: "port", description: "port (0 = any free port)", default: "7200" },
+    { name: "tls-cert", description: "PEM certificate file (enables TLS)" },
+    { name: "tls-key", description: "PEM private key file" },
+  ],
+  async run(o) {
+    const tlsCert = o.get("tls-cert");
+    const running = await startSellerServer({
+      config: loadSellerConfig(o.require("catalog")),
+      host: o.get("host"),
+      port: o.int("port"),
+      tls: tlsCert ? { cert: readFileSync(tlsCert), key: readFileSync(o.require("tls-key")) } : undefined,
+    });
+    print(o.json, { url: running.url, port: running.port }, `seller listening on ${running.url}`);
+    await waitForSignal(() => running.close());
+    return EXIT.OK;
+  },
+};
+
+const sellerSettlements: Command = {
+  usage: "scripwire seller settlements --vendor-id <id> --vendor-secret <hex> [--after n] [--watch]",
+  summary: "List a seller's confirmed settlements at the center; --watch keeps streaming new ones.",
+  options: [
+    { name: "center", description: "center URL", default: "http://127.0.0.1:7100" },
+    { name: "vendor-id", description: "vendor account id" },
+    { name: "vendor-secret", description: "vendor secret (hex)" },
+    { name: "vendor-key-id", description: "generation of the vendor secret", default: "1" },
+    { name: "after", description: "only settlements after this sequence", default: "0" },
+    { name: "watch", description: "stream new settlements until interrupted", boolean: true },
+  ],
+  async run(o) {
+    const client = createClient(PaymentCenterService, createTransport(o.require("center")));
+    const vendorId = o.require("vendor-id");
+    const secret = new Uint8Array(Buffer.from(o.require("vendor-secret"), "hex"));
+    const after = BigInt(o.require("after"));
+    const ts = BigInt(Date.now());
+    const mac = computeSettlementsMac(HashAlgorithm.HMAC_SHA256, secret, vendorId, after, ts);
+    const keyId = o.int("vendor-key-id") ?? 1;
+    const line = (s: { sequence: bigint; tranId: string; amount: bigint; currency: string; item: string; kind: number }) =>
+      `#${s.sequence}\t${s.kind === 1 ? "payment" : "issue"}\t${s.amount} ${s.currency}\t${s.item}\t${s.tranId}`;
+    if (o.bool("watch")) {
+      const ac = new AbortController();
+      process.once("SIGINT", () => ac.abort());
+      process.once("SIGTERM", () => ac.abort());
+      try {
+        for await (const m of client.watchSettlements({ vendorId, afterSequence: after, timestampUnixMs: ts, vendorKeyId: keyId, mac }, { signal: ac.signal })) {
+          print(o.json, m.settlement, line(m.settlement!));
+        }
+      } catch (e) {
+        if (!ac.signal.aborted) throw e;
+      }
+      return EXIT.OK;
+    }
+    const r = await client.listSettlements({ vendorId, afterSequence: after, timestampUnixMs: ts, vendorKeyId: keyId, mac });
+    print(o.json, { settlements: r.settlements, nextSequence: r.nextSequence }, r.settlements.map(line).join("\n") || "(no settlements)");
+    return EXIT.OK;
+  },
+};
+
+const audit: Command = {
+  usage: "scripwire audit [--database <file|postgres://url>]",
+  summary: "Check conservation and scrip/ledger agreement on a ledger database. Exit 5 on any violation.",
+  options: [
+    { name: "data-dir", description: "directory of the embedded SQLite ledger", default: "data" },
+    { name: "database", description: "postgres:// URL or SQLite file (overrides --data-dir)" },
+  ],
+  async run(o) {
+    const db = o.get("database") ?? `${o.require("data-dir")}/center.sqlite`;
+    if (!/^postgres/.test(db)) {
+      const { existsSync } = await import("node:fs");
+      if (!existsSync(db)) throw new UsageError(`no ledger database at ${db}`);
+    }
+    const ledger = await openLedger(db);
+    try {
+      const r = await ledger.audit();
+      print(o.json, r, r.ok ? `audit ok: ${r.transfersChecked} transfers, ${r.accountsChecked} accounts, ${r.scripsChecked} scrips checked` : `AUDIT FAILED (${r.problems.length} problems):\n${r.problems.join("\n")}`);
+      return r.ok ? EXIT.OK : EXIT.AUDIT_FAILED;
+    } finally {
+      await ledger.close();
+    }
+  },
+};
+
+function parseAmount(s: string): bigint {
+  if (!/^[0-9]+$/.test(s)) throw new UsageError(`amount must be a non-negative integer in the currency's smallest unit, got ${s}`);
+  return BigInt(s);
+}
+
+async function waitForSignal(close: () => Promise<void>): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      resolve();
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
+  await close();
+}
+
+async function loadGroup(name: string): Promise<Record<string, Command> | undefined> {
+  switch (name) {
+    case "wallet":
+      return (await import("./wallet.js")).walletCommands;
+    default:
+      return undefined;
+  }
+}
+
+async function resolve(argv: string[]): Promise<{ cmd: Command; rest: string[] } | undefined> {
+  const [a, b, c] = argv;
+  if (a === "center" && b === "serve") return { cmd: centerServe, rest: argv.slice(2) };
+  if (a === "center" && b === "admin" && c && adminActions[c]) return { cmd: adminActions[c]!, rest: argv.slice(3) };
+  if (a === "seller" && b === "serve") return { cmd: sellerServe, rest: argv.slice(2) };
+  if (a === "seller" && b === "settlements") return { cmd: sellerSettlements, rest: argv.slice(2) };
+  if (a === "audit") return { cmd: audit, rest: argv.slice(1) };
+  if (a === "demo") return { cmd: (await import("./demo.js")).demoCommand, rest: argv.slice(1) };
+  if (a && b) {
+    const group = await loadGroup(a);
+    if (group?.[b]) return { cmd: group[b]!, rest: argv.slice(2) };
+  }
+  return undefined;
+}
+
+function groupHelp(argv: string[]): string | undefined {
+  if (argv[0] === "center" && argv[1] === "admin") {
+    return `Usage: scripwire center admin <action> [options]\n\nActions: ${Object.keys(adminActions).join(", ")}\nRun 'scripwire center admin <action> --help' for details.`;
+  }
+  return undefined;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
+    process.stdout.write(TOP_HELP + "\n");
+    return argv.length === 0 ? EXIT.USAGE : EXIT.OK;
+  }
+  const found = await resolve(argv);
+  if (!found) {
+    const gh = groupHelp(argv);
+    if (argv[0] === "wallet") {
+      const g = await loadGroup("wallet");
+      process.stderr.write(`Usage: scripwire wallet <action> [options]\n\nActions: ${Object.keys(g ?? {}).join(", ")}\n`);
+      return argv.includes("--help") ? EXIT.OK : EXIT.USAGE;
+    }
+    process.stderr.write((gh ?? `unknown command: ${argv.join(" ")}\n\n${TOP_HELP}`) + "\n");
+    return argv.includes("--help") ? EXIT.OK : EXIT.USAGE;
+  }
+  const args = parseArgs(found.rest);
+  let o: Options;
+  try {
+    o = new Options(args, found.cmd.options);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`error: ${e.message}\n`);
+      return EXIT.USAGE;
+    }
+    throw e;
+  }
+  if (o.help) {
+    process.stdout.write(helpText(found.cmd.usage, found.cmd.summary, found.cmd.options) + "\n");
+    return EXIT.OK;
+  }
+  try {
+    return await found.cmd.run(o);
+  } catch (e) {
+    return reportError(e, o.json);
+  }
+}
+
+export function reportError(e: unknown, json: boolean): number {
+  let code: number = EXIT.FAILURE;
+  let message = e instanceof Error ? e.message : String(e);
+  let reason: string | undefined;
+  if (e instanceof UsageError) code = EXIT.USAGE;
+  else if (e instanceof ConnectError) {
+    reason = e.metadata.get("scripwire-error-reason") ?? undefined;
+    message = `${Code[e.code]}: ${e.rawMessage}`;
+    code = e.code === Code.Unavailable || e.code === Code.DeadlineExceeded ? EXIT.UNAVAILABLE : EXIT.FAILURE;
+  } else if (e && typeof e === "object" && "exitCode" in e && typeof (e as { exitCode: unknown }).exitCode === "number") {
+    code = (e as { exitCode: number }).exitCode;
+    reason = (e as { reason?: string }).reason;
+  }
+  if (json) process.stdout.write(JSON.stringify({ error: message, reason, exitCode: code }) + "\n");
+  else process.stderr.write(`error: ${message}${reason ? ` [${reason}]` : ""}\n`);
+  return code;
+}
+
+const isEntry = process.argv[1] && /(?:main\.ts|scripwire(?:\.js)?)$/.test(process.argv[1]);
+if (isEntry) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      process.exitCode = reportError(e, process.argv.includes("--json"));
+    },
+  );
+}
