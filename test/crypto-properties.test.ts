@@ -69,7 +69,8 @@ const ALL_CODES = CmdTypeSchema.values.filter((v) => v.number !== 0).map((v) => 
 function check<Ts extends [unknown, ...unknown[]]>(t: ExecutionContext, prop: fc.IProperty<Ts>, numRuns = 100): void {
   const details = fc.check(prop, { seed: SEED, numRuns });
   if (details.failed) {
-    t.fail(`seed ${SEED} (replay: SCRIPWIRE_FC_SEED=${SEED})\n${fc.defaultReportMessage(details) ?? ""}`);
+    const cause = details.errorInstance instanceof Error ? `${details.errorInstance.message}\n` : "";
+    t.fail(`${cause}seed ${SEED} (replay: SCRIPWIRE_FC_SEED=${SEED})\n${fc.defaultReportMessage(details) ?? ""}`);
   } else {
     t.pass();
   }

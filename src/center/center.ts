@@ -899,6 +899,7 @@ function encodeAny(m: { $typeName: string }): Uint8Array {
   return toBinary(schema as never, m as never);
 }
 
+/** Errors that are the caller's fault pass through; anything else becomes GM5_4 / PM5_3. */
 function isProtocolError(e: unknown): boolean {
-  return e instanceof Error && e.name === "ConnectError";
+  return e instanceof Error && (e.name === "ConnectError" || e instanceof RangeError || e.name === "UnsupportedAlgorithmError");
 }

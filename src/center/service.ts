@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { CenterAdminService, KeyKind, type Campaign } from "../../gen/scripwire/v1/admin_pb.js";
 import { PaymentCenterService, WatchSettlementsResponseSchema } from "../../gen/scripwire/v1/center_pb.js";
 import { PayoutSchema } from "../../gen/scripwire/v1/types_pb.js";
-import { constantTimeEqual } from "../crypto/mac.js";
+import { constantTimeEqual, UnsupportedAlgorithmError } from "../crypto/mac.js";
 import { LedgerError, type CampaignRecord } from "../ledger/ledger.js";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied, unauthenticated } from "../protocol/errors.js";
 import { toSettlement, type PaymentCenter } from "./center.js";
@@ -18,19 +18,35 @@ import { toSettlement, type PaymentCenter } from "./center.js";
 export const SETTLEMENT_POLL_MS = 1_000;
 const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/**
+ * Values no canonical encoding accepts (a negative enum from the wire, an
+ * unknown hash algorithm) surface as RangeError / UnsupportedAlgorithmError
+ * deep in the crypto: they are the caller's malformed input, not our failure.
+ */
+async function guard<T>(f: () => Promise<T> | T): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof RangeError || e instanceof UnsupportedAlgorithmError) {
+      throw invalidArgument("BAD_FIELD", `a field is out of range: ${e.message}`);
+    }
+    throw e;
+  }
+}
+
 export function paymentCenterService(center: PaymentCenter): ServiceImpl<typeof PaymentCenterService> {
   return {
     getCenterInfo: () => center.info(),
-    register: (req) => center.register(req),
-    initIssue: (req) => center.initIssue(req),
-    issue: (req) => center.issue(req),
-    confirmIssue: (req) => center.confirmIssue(req),
-    initPayment: (req) => center.initPayment(req),
-    pay: (req) => center.pay(req),
-    confirmPayment: (req) => center.confirmPayment(req),
-    renew: (req) => center.renew(req),
-    redeem: (req) => center.redeem(req),
-    listSettlements: (req) => center.listSettlements(req),
+    register: (req) => guard(() => center.register(req)),
+    initIssue: (req) => guard(() => center.initIssue(req)),
+    issue: (req) => guard(() => center.issue(req)),
+    confirmIssue: (req) => guard(() => center.confirmIssue(req)),
+    initPayment: (req) => guard(() => center.initPayment(req)),
+    pay: (req) => guard(() => center.pay(req)),
+    confirmPayment: (req) => guard(() => center.confirmPayment(req)),
+    renew: (req) => guard(() => center.renew(req)),
+    redeem: (req) => guard(() => center.redeem(req)),
+    listSettlements: (req) => guard(() => center.listSettlements(req)),
     async *watchSettlements(req, ctx: HandlerContext) {
       await center.authenticateVendor(req.vendorId, req.afterSequence, req.timestampUnixMs, req.vendorKeyId, req.mac);
       let cursor = req.afterSequence;

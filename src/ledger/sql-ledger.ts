@@ -37,6 +37,13 @@ import { blob, RetryableConflict, Rollback, type Row, type SqlEngine, type SqlTx
 
 const I64_MAX = (1n << 63n) - 1n;
 
+/**
+ * PostgreSQL advisory-lock keys (int8). Arbitrary constants; they only need
+ * to differ from each other and from any other application's keys on the
+ * same database ("SWLEDGER" in ASCII, plus a small tag).
+ */
+const PG_LOCK_MIGRATE = 0x53574c4544474552n & ((1n << 62n) - 1n);
+
 export const account = {
   funding: (cur: string) => `funding/${cur}`,
   payout: (cur: string) => `payout/${cur}`,
@@ -166,6 +173,11 @@ export class SqlLedger implements Ledger {
 
   async migrate(): Promise<void> {
     await this.db.tx(async (q) => {
+      // Replicas starting at once would race on PostgreSQL's catalog
+      // (CREATE TABLE IF NOT EXISTS is not safe against a concurrent creator:
+      // it fails with a unique violation on pg_type). The lock is released at
+      // COMMIT. SQLite needs none: its write transactions are already exclusive.
+      if (this.engine === "postgres") await q.get(`SELECT pg_advisory_xact_lock(?)`, [PG_LOCK_MIGRATE]);
       for (const s of schemaStatements(this.engine)) await q.run(s);
       await q.run(`INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING`, [String(SCHEMA_VERSION)]);
     });
@@ -268,9 +280,17 @@ export class SqlLedger implements Ledger {
         if (checkedAdd(big(c.funded), amount) > big(c.cap)) {
           throw new LedgerError("CAP_EXCEEDED", `funding ${amount} would exceed campaign ${campaignId}'s cap of ${c.cap} (funded ${c.funded})`);
         }
+        // The check above read `funded` without a lock; on PostgreSQL a
+        // concurrent funding may have raised it since. This conditional update
+        // (written `cap - ?` so it cannot overflow) is the check that counts.
+        const capped = await q.run(`UPDATE campaigns SET funded = funded + ? WHERE campaign_id = ? AND funded <= cap - ?`, [
+          amount,
+          campaignId,
+          amount,
+        ]);
+        if (capped !== 1) throw new LedgerError("CAP_EXCEEDED", `funding ${amount} would exceed campaign ${campaignId}'s cap of ${c.cap}`);
         await ensureAccount(q, account.funding(cur), "external", cur);
         await transfer(q, "fund", campaignId, account.funding(cur), account.campaign(campaignId), amount, cur, now);
-        await q.run(`UPDATE campaigns SET funded = funded + ? WHERE campaign_id = ?`, [amount, campaignId]);
       }
       const after = (await q.get(`SELECT * FROM campaigns WHERE campaign_id = ?`, [campaignId]))!;
       const bal = (await q.get(`SELECT balance FROM accounts WHERE account_id = ?`, [account.campaign(campaignId)]))!;
@@ -480,6 +500,16 @@ export class SqlLedger implements Ledger {
           [blob(op.reply), op.now, op.vendorId, op.tranId],
         );
         if (n !== 1) throw new RetryableConflict(`TranID ${op.tranId} changed state concurrently`);
+        // A seller pages settlements by `sequence > afterSequence`, so per
+        // vendor they must become visible in sequence order. PostgreSQL hands
+        // out BIGSERIAL values at INSERT, not at COMMIT: two confirms could
+        // commit out of order and a seller reading in between would skip the
+        // lower one for ever. Holding a per-vendor lock from the INSERT to
+        // COMMIT makes commit order equal sequence order. (SQLite has one
+        // writer, so its order already is.)
+        if (this.engine === "postgres") {
+          await q.get(`SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, [`scripwire/settlements/${tx.vendorId}`]);
+        }
         await q.run(
           `INSERT INTO settlements (kind, vendor_id, tran_id, amount, currency, item, settled_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
           [tx.kind, tx.vendorId, tx.tranId, tx.amount, tx.currency, tx.item, op.now],
@@ -539,9 +569,18 @@ export class SqlLedger implements Ledger {
   async replace(op: ReplaceOp): Promise<LedgerResult> {
     return settle(
       this.db.tx<LedgerResult>(async (q) => {
-        const seen = await q.get(`SELECT kind, customer_serial, reply FROM requests WHERE request_id = ?`, [`${op.kind}/${op.requestId}`]);
-        if (seen) {
-          if (seen.kind === op.kind && big(seen.customer_serial) === op.customerSerial) return { status: "replayed", reply: u8(seen.reply) };
+        // Claim the request id first: it is the row where two concurrent
+        // retransmissions of one request meet. On PostgreSQL the second waits
+        // here for the first to commit and then replays its reply (were the
+        // claim last, it would instead lose the race on the scrip and report
+        // SCRIP_NOT_LIVE). A refusal below rolls the claim back too.
+        const claimed = await q.run(
+          `INSERT INTO requests (request_id, kind, customer_serial, reply, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING`,
+          [`${op.kind}/${op.requestId}`, op.kind, op.customerSerial, blob(op.reply), op.now],
+        );
+        if (claimed !== 1) {
+          const seen = await q.get(`SELECT kind, customer_serial, reply FROM requests WHERE request_id = ?`, [`${op.kind}/${op.requestId}`]);
+          if (seen && seen.kind === op.kind && big(seen.customer_serial) === op.customerSerial) return { status: "replayed", reply: u8(seen.reply) };
           refuse("TRANSACTION_STATE", "this request id was already used");
         }
         const paid = op.payout?.amount ?? 0n;
@@ -562,13 +601,6 @@ export class SqlLedger implements Ledger {
             op.now,
           ]);
         }
-        await q.run(`INSERT INTO requests (request_id, kind, customer_serial, reply, created_at) VALUES (?, ?, ?, ?, ?)`, [
-          `${op.kind}/${op.requestId}`,
-          op.kind,
-          op.customerSerial,
-          blob(op.reply),
-          op.now,
-        ]);
         return { status: "done", reply: op.reply };
       }),
     ) as Promise<LedgerResult>;

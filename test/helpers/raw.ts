@@ -18,7 +18,7 @@ export class RawCustomer {
   center: Client<typeof PaymentCenterService>;
   seller: Client<typeof SellerService> | undefined;
   walletId = `w_${randomBytes(12).toString("hex")}`;
-  customSecret = new Uint8Array(32);
+  customSecret: Uint8Array = new Uint8Array(32);
   scrip!: ScripType;
 
   constructor(centerTransport: Transport, sellerTransport?: Transport) {

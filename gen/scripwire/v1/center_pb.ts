@@ -904,8 +904,9 @@ export const SettlementSchema: GenMessage<Settlement> = /*@__PURE__*/
   messageDesc(file_scripwire_v1_center, 20);
 
 /**
- * Authenticated by the vendor secret: mac = MAC(vendorSecret,
- * canonical("ST1", vendor_id, after_sequence, timestamp_unix_ms)).
+ * Authenticated by the vendor secret: mac = HMAC-SHA-256(vendorSecret,
+ * canonical("scripwire/v1/settlements", vendor_id, after_sequence,
+ * timestamp_unix_ms)); see docs/canonical-encoding.md.
  *
  * @generated from message scripwire.v1.ListSettlementsRequest
  */
