@@ -74,9 +74,10 @@ async function order(c: RawCustomer, url = "/articles/hash-cash", method = Deliv
   return s2.order!;
 }
 
-export function registerScenarios(test: TestFn, makeWorld: MakeWorld, label: string): void {
+/** Registers the scenarios; `only` keeps those whose name starts with one of the given prefixes. */
+export function registerScenarios(test: TestFn, makeWorld: MakeWorld, label: string, only?: string[]): void {
   const scenario = (name: string, opts: WorldOptions | undefined, body: (t: ExecutionContext, w: World) => Promise<void>) =>
-    test(`${label}: ${name}`, async (t) => {
+    only && !only.some((p) => name.startsWith(p)) ? undefined : test(`${label}: ${name}`, async (t) => {
       const w = await makeWorld(opts);
       try {
         await body(t, w);
