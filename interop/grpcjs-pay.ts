@@ -207,9 +207,6 @@ async function main(): Promise<number> {
     scrip = m7.scrip;
     log("M7", `GM7_1 CONFIRMED balance=${scrip.scrip.value}`);
 
-    // tamper: value changed, hash recomputed with the real Custom_Secret -> GM5_2 / PM5_2 are responses, not errors
-    // (covered in depth by the Python client; one check here proves the grpc-js path decodes them)
-
     // S1 -> S2 -> S3 -> S4 -> S5 -> S6 -> S7
     const entry = (cat.entries as Obj[]).find((e) => big(e.price) <= big(scrip.scrip.value) && e.currency === scrip.scrip.currency);
     need(entry, "catalog: nothing affordable");
@@ -222,6 +219,8 @@ async function main(): Promise<number> {
     const s3 = await unary(center, "initPayment", "S3", { header: hdr(CMD.PM3_1), order });
     expectCmd("S3", s3, CMD.PM3_1);
 
+    // Tamper: value changed, hash recomputed with the real Custom_Secret. PM5_2 is a normal response,
+    // not an RPC error (the Python client covers the tamper cases in depth; this proves grpc-js decodes it).
     const bad = structuredClone(scrip);
     bad.scrip.value = String(big(bad.scrip.value) + 5n);
     const t = await unary(center, "pay", "S4-tamper", { header: hdr(CMD.PM4_1), scrip: bad, order, hash: hash(cs, "PM4_1", ptran, 0, bad, order), pCount: 0 });

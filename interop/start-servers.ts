@@ -95,6 +95,8 @@ async function main(): Promise<void> {
       startCenterServer({
         identity: { dnsName: HOST, serverName: "Scripwire Interop Center", port },
         currencies: [CURRENCY],
+        // Low enough that the interop wallet can exercise Redeem (RD1/RD2) with quiz earnings.
+        redeemThreshold: { [CURRENCY]: 10n },
         dataDir,
         database: join(dataDir, "center.sqlite"),
         host: HOST,
@@ -150,6 +152,8 @@ async function main(): Promise<void> {
               reward: "50",
             },
             { itemId: AD_ITEM, kind: "AD", prompt: "Scripwire: pay a fraction of a cent.", reward: "40" },
+            // Each item rewards a customer once; the clients' cancel/resend experiments need fresh ones.
+            ...[1, 2, 3, 4, 5].map((n) => ({ itemId: `ad-extra-${n}`, kind: "AD", prompt: `Sponsored message #${n}.`, reward: "35" })),
           ],
         },
       ],

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Cross-language interop, end to end:
+#   1. interop/gen.sh            Python protobuf + gRPC stubs from proto/ (Debian protoc)
+#   2. test_vectors.py           every vector of testdata/vectors.json, reproduced in Python
+#   3. start-servers.ts          a real TypeScript center + seller on free loopback ports
+#   4. client_flow.py            Python grpcio wallet: register, earn, buy, tamper checks
+#   5. grpcjs-pay.ts             @grpc/grpc-js wallet (not Connect): register, earn, pay, deliver
+#   6. tear the servers down
+# Exit status: 0 only if every step passed.
+#
+# Needs (Debian): python3-grpcio python3-protobuf python3-cryptography
+#                 protobuf-compiler protobuf-compiler-grpc
+# Python is /usr/bin/python3 (Debian's, which sees dist-packages); override with PYTHON=.
+set -uo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+cd "$root"
+PY="${PYTHON:-/usr/bin/python3}"
+NODE="${NODE:-node}"
+START_TIMEOUT="${SCRIPWIRE_INTEROP_START_TIMEOUT:-90}"
+
+declare -a results=()
+failed=0
+pass() { results+=("PASS  $1"); }
+fail() { results+=("FAIL  $1"); failed=1; }
+banner() { printf '\n=== %s ===\n' "$1"; }
+
+summary() {
+  printf '\n=== interop summary ===\n'
+  printf '%s\n' "${results[@]}"
+  if [[ $failed -eq 0 ]]; then echo "interop: all steps passed"; else echo "interop: FAILED"; fi
+}
+
+server_pid=""
+work="$(mktemp -d "${TMPDIR:-/tmp}/scripwire-interop-run.XXXXXX")"
+cleanup() {
+  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$server_pid" 2>/dev/null && kill -KILL "$server_pid" 2>/dev/null
+    wait "$server_pid" 2>/dev/null
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- 1. stubs
+banner "1. gen.sh: Python stubs"
+if bash "$here/gen.sh"; then pass "gen.sh"; else fail "gen.sh"; summary; exit 1; fi
+
+# ---------------------------------------------------------------- 2. vectors
+banner "2. test_vectors.py: testdata/vectors.json in Python"
+if "$PY" "$here/python/test_vectors.py"; then pass "test_vectors.py"; else fail "test_vectors.py"; fi
+
+# ---------------------------------------------------------------- 3. servers
+banner "3. start-servers.ts: TypeScript center + seller"
+if [[ ! -f "$root/src/server/stack.ts" ]]; then
+  echo "src/server/stack.ts does not exist yet: the TypeScript servers cannot start" >&2
+  fail "start-servers.ts (src/server/stack.ts missing)"
+  summary; exit 1
+fi
+"$NODE" --import=tsx "$here/start-servers.ts" >"$work/servers.out" 2>"$work/servers.err" &
+server_pid=$!
+line=""
+for _ in $(seq 1 $((START_TIMEOUT * 10))); do
+  line="$(head -n 1 "$work/servers.out" 2>/dev/null || true)"
+  [[ "$line" == \{* ]] && break
+  kill -0 "$server_pid" 2>/dev/null || break
+  sleep 0.1
+done
+if [[ "$line" != \{* ]]; then
+  echo "servers did not start within ${START_TIMEOUT}s:" >&2
+  sed 's/^/  servers: /' "$work/servers.err" >&2
+  fail "start-servers.ts"
+  summary; exit 1
+fi
+json() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$line" "$1"; }
+CENTER="$(json center)"; SELLER="$(json seller)"
+QUIZ_ITEM="$(json quiz_item)"; QUIZ_ANSWER="$(json quiz_answer)"
+VENDOR_SECRET="$(json vendor_secret_hex)"; VENDOR_KEY_ID="$(json vendor_key_id)"
+echo "center at $CENTER, seller at $SELLER (server pid $server_pid)"
+pass "start-servers.ts"
+
+# ---------------------------------------------------------------- 4. Python client
+banner "4. client_flow.py: Python grpcio wallet against the TypeScript servers"
+if "$PY" "$here/python/client_flow.py" "$CENTER" "$SELLER" \
+     --item "$QUIZ_ITEM" --answer "$QUIZ_ANSWER" \
+     --vendor-secret "$VENDOR_SECRET" --vendor-key-id "$VENDOR_KEY_ID"; then
+  pass "client_flow.py (quiz)"
+else
+  fail "client_flow.py (quiz)"
+fi
+# the same again, earning with an AD item (no answer needed)
+if "$PY" "$here/python/client_flow.py" "$CENTER" "$SELLER"; then
+  pass "client_flow.py (ad)"
+else
+  fail "client_flow.py (ad)"
+fi
+
+# ---------------------------------------------------------------- 5. grpc-js client
+banner "5. grpcjs-pay.ts: @grpc/grpc-js wallet against the Connect servers"
+if "$NODE" --import=tsx "$here/grpcjs-pay.ts" "$CENTER" "$SELLER" --item "$QUIZ_ITEM" --answer "$QUIZ_ANSWER"; then
+  pass "grpcjs-pay.ts"
+else
+  fail "grpcjs-pay.ts"
+fi
+
+# ---------------------------------------------------------------- 6. teardown
+banner "6. teardown"
+kill -TERM "$server_pid" 2>/dev/null
+stopped=0
+for _ in $(seq 1 100); do kill -0 "$server_pid" 2>/dev/null || { stopped=1; break; }; sleep 0.1; done
+if [[ $stopped -eq 1 ]]; then
+  wait "$server_pid"; rc=$?
+  server_pid=""
+  if [[ $rc -eq 0 ]]; then pass "servers stopped cleanly"; else fail "servers exited with status $rc"; fi
+else
+  fail "servers did not stop within 10s of SIGTERM"
+fi
+# The servers' call log is only interesting when something failed.
+if [[ $failed -ne 0 && -s "$work/servers.err" ]]; then
+  echo "server log (stderr):"; sed 's/^/  /' "$work/servers.err"
+elif [[ -s "$work/servers.err" ]]; then
+  echo "server log: $(wc -l <"$work/servers.err") lines (shown only on failure)"
+fi
+
+summary
+exit $failed
