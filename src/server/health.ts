@@ -121,7 +121,7 @@ export function createHealth(services: readonly (DescService | string)[] = []): 
         }
         // Re-check after the yield: the client may have gone away meanwhile.
         if (signal.aborted) {
-          return;
+          throw ConnectError.from(signal.reason);
         }
         if (seen === version) {
           await new Promise<void>((resolve) => {
@@ -130,7 +130,8 @@ export function createHealth(services: readonly (DescService | string)[] = []): 
           wakeUp = undefined;
         }
         if (signal.aborted) {
-          return;
+          // Shutdown (UNAVAILABLE: clients retry elsewhere) or a gone client.
+          throw ConnectError.from(signal.reason);
         }
       }
     } finally {

@@ -254,12 +254,15 @@ export function createLoggingInterceptor(logger: Logger): Interceptor | undefine
   if (!logger.enabled("error")) {
     return undefined;
   }
-  const logCall = (method: string, start: number, err: unknown) => {
+  const debug = logger.enabled("debug");
+  const logCall = (req: { service: { typeName: string }; method: { name: string } }, start: number, err: unknown) => {
+    if (err === undefined && !debug) {
+      return; // the common case at "info": no string or object built
+    }
     const duration_ms = Math.round((performance.now() - start) * 1000) / 1000;
+    const method = `${req.service.typeName}/${req.method.name}`;
     if (err === undefined) {
-      if (logger.enabled("debug")) {
-        logger.debug("rpc", { method, code: "ok", duration_ms });
-      }
+      logger.debug("rpc", { method, code: "ok", duration_ms });
       return;
     }
     const ce = ConnectError.from(err);
@@ -272,34 +275,32 @@ export function createLoggingInterceptor(logger: Logger): Interceptor | undefine
   };
   return (next) => async (req) => {
     const start = performance.now();
-    const method = `${req.service.typeName}/${req.method.name}`;
     let res;
     try {
       res = await next(req);
     } catch (err) {
-      logCall(method, start, err);
+      logCall(req, start, err);
       throw err;
     }
     if (!res.stream) {
-      logCall(method, start, undefined);
+      logCall(req, start, undefined);
       return res;
     }
     // Streaming response: the call ends when the handler's stream ends.
-    return { ...res, message: logStream(res, method, start, logCall) } as StreamResponse;
+    return { ...res, message: logStream(res, start, logCall) } as StreamResponse;
   };
 }
 
 async function* logStream(
   res: StreamResponse,
-  method: string,
   start: number,
-  logCall: (method: string, start: number, err: unknown) => void,
+  logCall: (req: StreamResponse, start: number, err: unknown) => void,
 ): AsyncIterable<unknown> {
   try {
     yield* res.message;
   } catch (err) {
-    logCall(method, start, err);
+    logCall(res, start, err);
     throw err;
   }
-  logCall(method, start, undefined);
+  logCall(res, start, undefined);
 }
