@@ -1,0 +1,118 @@
+/**
+ * `scripwire demo`: starts a payment center and a seller on the embedded
+ * SQLite default and walks one customer through the patent's three
+ * protocols — register (R1-R2), earn by answering a quiz (M1-M7), buy an
+ * article to view and a file to save (S1-S7) — printing each message as it
+ * happens, then the balance and the center's audit.
+ */
+import { createClient } from "@connectrpc/connect";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CenterAdminService } from "../../gen/scripwire/v1/admin_pb.js";
+import { startCenterServer } from "../center/server.js";
+import { createTransport, type WireProtocol } from "../client/transport.js";
+import { DEMO_CAMPAIGN, DEMO_CURRENCY, DEMO_QUIZ, demoSellerConfig } from "../demo/sample-mall.js";
+import { parseSellerConfig } from "../seller/catalog.js";
+import { startSellerServer } from "../seller/server.js";
+import { FileWalletStore, Wallet } from "../wallet/index.js";
+import { EXIT, type Command } from "./options.js";
+
+export const demoCommand: Command = {
+  usage: "scripwire demo [--data-dir <dir>] [--protocol connect|grpc]",
+  summary: "Start a center and a seller on the embedded SQLite ledger and walk one customer through register → earn → buy.",
+  options: [
+    { name: "data-dir", description: "where the ledger and wallet go (default: a fresh temporary directory, removed afterwards)" },
+    { name: "protocol", description: "wire protocol for the wallet: connect or grpc", default: "connect" },
+  ],
+  async run(o) {
+    const json = o.json;
+    // The walk-through is the output here; server logs would bury it (SCRIPWIRE_LOG=info brings them back).
+    process.env.SCRIPWIRE_LOG ??= "error";
+    const keep = o.get("data-dir") !== undefined;
+    const dir = o.get("data-dir") ?? mkdtempSync(join(tmpdir(), "scripwire-demo-"));
+    mkdirSync(dir, { recursive: true });
+    const protocol = (o.get("protocol") ?? "connect") as WireProtocol;
+    const seen: string[] = [];
+    const say = (kind: string, text: string, extra: Record<string, unknown> = {}) => {
+      if (json) process.stdout.write(JSON.stringify({ kind, text, ...extra }, (_k, v) => (typeof v === "bigint" ? v.toString() : v)) + "\n");
+      else process.stdout.write(kind === "title" ? `\n== ${text}\n` : kind === "msg" ? `   ${text}\n` : `${text}\n`);
+    };
+
+    const adminToken = randomBytes(24).toString("hex");
+    const center = await startCenterServer({
+      identity: { dnsName: "localhost", serverName: "Scripwire demo center", port: 0 },
+      currencies: [DEMO_CURRENCY],
+      redeemThreshold: { [DEMO_CURRENCY]: 1000n },
+      dataDir: dir,
+      adminToken,
+    });
+    let seller: Awaited<ReturnType<typeof startSellerServer>> | undefined;
+    let wallet: Wallet | undefined;
+    try {
+      say("title", "Payment center and seller");
+      say("info", `center listening on ${center.url} (ledger: SQLite file ${join(dir, "center.sqlite")})`);
+      const admin = createClient(CenterAdminService, createTransport(center.url, { headers: { authorization: `Bearer ${adminToken}` } }));
+      const vendor = await admin.createVendor({ vendorId: "demo-mall", vendor: { dnsName: "localhost", serverName: "Scripwire Demo Mall" } });
+      await admin.createCampaign({ campaignId: DEMO_CAMPAIGN, vendorId: vendor.vendorId, currency: DEMO_CURRENCY, cap: 1_000_000n });
+      const funded = await admin.fundCampaign({ campaignId: DEMO_CAMPAIGN, amount: 100_000n, requestId: "demo-initial-funding" });
+      say("info", `vendor ${vendor.vendorId} registered; campaign ${DEMO_CAMPAIGN} funded with ${funded.campaign?.budget} ${DEMO_CURRENCY}`);
+      seller = await startSellerServer({ config: parseSellerConfig(demoSellerConfig(vendor.vendorId, Buffer.from(vendor.vendorSecret).toString("hex"), 0)) });
+      say("info", `seller (internet mall) listening on ${seller.url}`);
+
+      wallet = await Wallet.open({
+        store: new FileWalletStore(join(dir, "wallet.json")),
+        protocol,
+        onProgress: (p) => {
+          if (!seen.includes(p.step)) seen.push(p.step);
+          say("msg", p.message, { step: p.step });
+        },
+      });
+
+      say("title", "Registration (R1 → R2): the only public-key operation");
+      await wallet.register(center.url, { name: "Demo Customer", email: "demo@example.test" });
+
+      say("title", `Earning scrip (M1 → M7): answering the quiz "${DEMO_QUIZ.prompt}"`);
+      await wallet.earn(seller.url, DEMO_QUIZ.itemId, DEMO_QUIZ.answer);
+      say("info", `balance: ${wallet.balance().value} ${DEMO_CURRENCY}`);
+      say("title", "Earning more: a survey answer and an advertisement");
+      await wallet.earn(seller.url, "survey-reading", "Long reads about payments");
+      await wallet.earn(seller.url, "ad-spring-sale", "");
+      say("info", `balance: ${wallet.balance().value} ${DEMO_CURRENCY}`);
+
+      say("title", "Buying an article to view (S1 → S7)");
+      const article = await wallet.buy(seller.url, "/articles/why-hash-cash", "VIEW");
+      say("info", `shown in the browser: ${new TextDecoder().decode(article.delivery?.content ?? new Uint8Array()).replace(/<[^>]+>/g, " ").replace(/\s+/g, " ").trim()}`);
+
+      say("title", "Buying a file to save (S1 → S7)");
+      const file = await wallet.buy(seller.url, "/software/scrip-inspector.txt", "SAVE");
+      const saved = join(dir, file.delivery?.fileName || "download.bin");
+      writeFileSync(saved, file.delivery?.content ?? new Uint8Array());
+      say("info", `saved ${file.delivery?.content.length ?? 0} bytes to ${saved}${keep ? "" : " (a temporary directory; pass --data-dir to keep it)"}`);
+
+      say("title", "Balance, history and the center's audit");
+      const balance = wallet.balance();
+      say("info", `balance: ${balance.value} ${balance.currency}`, { balance: balance.value });
+      for (const h of wallet.history()) say("msg", `${h.kind.padEnd(9)} ${String(h.amount).padStart(5)} ${h.currency}  balance ${String(h.balance).padStart(4)}  ${h.item ?? ""}${h.method ? ` (${h.method})` : ""}`);
+      const audit = await admin.audit({});
+      say(
+        "info",
+        audit.ok
+          ? `audit ok: ${audit.transfersChecked} transfers, ${audit.accountsChecked} accounts, ${audit.scripsChecked} scrips — value conserved, no serial spent twice`
+          : `AUDIT FAILED: ${audit.problems.join("; ")}`,
+        { auditOk: audit.ok },
+      );
+      const expected = ["R1", "R2", "M1", "M2", "M3", "M4", "M5", "M6", "M7", "S1", "S2", "S3", "S4", "S5", "S6", "S7"];
+      const missing = expected.filter((s) => !seen.includes(s));
+      say("info", missing.length ? `messages missing from the walk: ${missing.join(", ")}` : `every message was exchanged: ${expected.join(" ")}`);
+      if (keep) say("info", `ledger, wallet and download kept in ${dir}`);
+      return audit.ok && missing.length === 0 ? EXIT.OK : EXIT.AUDIT_FAILED;
+    } finally {
+      await wallet?.close();
+      await seller?.close(1000);
+      await center.close(1000);
+      if (!keep) rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};
