@@ -1,0 +1,117 @@
+/**
+ * The `scripwire` command as a user runs it: real child processes, real
+ * ports, real SQLite files.
+ */
+import test from "ava";
+import Database from "better-sqlite3";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+
+const BIN = join(process.cwd(), "bin", "scripwire.js");
+const TOKEN = "cli-test-admin-token-0123456789";
+
+function run(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", env: { ...process.env, SCRIPWIRE_LOG: "silent", ...env }, timeout: 60_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+async function serveCenter(dataDir: string): Promise<{ url: string; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [BIN, "center", "serve", "--port", "0", "--data-dir", dataDir, "--json"], {
+    env: { ...process.env, SCRIPWIRE_LOG: "silent", SCRIPWIRE_ADMIN_TOKEN: TOKEN },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once("line", resolve);
+    child.once("exit", (c) => reject(new Error(`center exited ${c}`)));
+  });
+  const { url } = JSON.parse(line) as { url: string };
+  return {
+    url,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}
+
+test("every command answers --help with exit 0", (t) => {
+  const commands = [
+    [],
+    ["center", "serve"],
+    ["center", "admin", "create-vendor"],
+    ["seller", "settlements"],
+    ["audit"],
+    ["wallet", "buy"],
+  ];
+  for (const c of commands) {
+    const r = run([...c, "--help"]);
+    t.is(r.code, 0, `${c.join(" ")} --help: ${r.err}`);
+    t.regex(r.out, /Usage: scripwire/);
+  }
+});
+
+test("usage errors exit 2 and say what is wrong", (t) => {
+  const unknown = run(["center", "serve", "--no-such-flag", "x"]);
+  t.is(unknown.code, 2);
+  t.regex(unknown.err, /unknown option --no-such-flag/);
+  t.is(run(["frobnicate"]).code, 2);
+  const audit = run(["audit", "--database", join(tmpdir(), "does-not-exist.sqlite")]);
+  t.is(audit.code, 2);
+  t.regex(audit.err, /no ledger database/);
+});
+
+test("center serve, admin commands, and audit on a live and on a corrupted ledger", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "scripwire-cli-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const center = await serveCenter(dir);
+  try {
+    const admin = (args: string[]) => run(["center", "admin", ...args, "--center", center.url, "--json"], { SCRIPWIRE_ADMIN_TOKEN: TOKEN });
+    const vendor = admin(["create-vendor", "--vendor-id", "mall-cli"]);
+    t.is(vendor.code, 0, vendor.err);
+    t.regex(JSON.parse(vendor.out).vendorSecret, /^[0-9a-f]{64}$/);
+    t.is(admin(["create-campaign", "--campaign-id", "c1", "--vendor-id", "mall-cli", "--cap", "500"]).code, 0);
+    const funded = admin(["fund-campaign", "--campaign-id", "c1", "--amount", "300", "--request-id", "f1"]);
+    t.is(JSON.parse(funded.out).budget, "300");
+    const again = admin(["fund-campaign", "--campaign-id", "c1", "--amount", "300", "--request-id", "f1"]);
+    t.is(JSON.parse(again.out).budget, "300", "the same request id funds once");
+    const over = admin(["fund-campaign", "--campaign-id", "c1", "--amount", "300", "--request-id", "f2"]);
+    t.is(over.code, 1, "beyond the cap is refused");
+    t.regex(over.out, /CAP_EXCEEDED/);
+    const wrong = run(["center", "admin", "list-campaigns", "--center", center.url, "--admin-token", "not-the-right-token-at-all"]);
+    t.not(wrong.code, 0);
+    t.regex(wrong.err, /ADMIN_TOKEN_WRONG/);
+    const live = admin(["audit"]);
+    t.is(live.code, 0, live.out);
+    t.true(JSON.parse(live.out).ok);
+  } finally {
+    await center.stop();
+  }
+  const offline = run(["audit", "--data-dir", dir]);
+  t.is(offline.code, 0, offline.err + offline.out);
+  t.regex(offline.out, /audit ok/);
+
+  // Mint money behind the ledger's back: the audit must notice.
+  const db = new Database(join(dir, "center.sqlite"));
+  db.prepare("UPDATE accounts SET balance = balance + 1 WHERE account_id = 'campaign/c1'").run();
+  db.close();
+  const corrupt = run(["audit", "--data-dir", dir, "--json"]);
+  t.is(corrupt.code, 5);
+  const report = JSON.parse(corrupt.out);
+  t.false(report.ok);
+  t.true(report.problems.some((p: string) => p.includes("campaign/c1")), report.problems.join("\n"));
+});
+
+test("the demo walks every message and ends with a passing audit", (t) => {
+  const r = run(["demo"]);
+  t.is(r.code, 0, r.err);
+  for (const m of ["R1 →", "R2 ←", "M1 →", "M2 ←", "M3 →", "M4 →", "M5 ←", "M6 →", "M7 ←", "S1 →", "S2 ←", "S3 →", "S4 →", "S5 ←", "S6 →", "S7 ←"]) {
+    t.true(r.out.includes(m), `demo output shows ${m}`);
+  }
+  t.regex(r.out, /balance: 10 KRW/);
+  t.regex(r.out, /audit ok/);
+  t.regex(r.out, /every message was exchanged/);
+});
