@@ -45,8 +45,31 @@ export async function freshPgDatabase(url: string): Promise<FreshDatabase> {
   return {
     url: u.toString(),
     name,
-    drop: () => admin(url, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
+    drop: () => dropDatabase(url, name),
   };
+}
+
+/** Bounded: a database that cannot be dropped within ~10 s is reported. */
+const DROP_ATTEMPTS_MAX = 50;
+
+/**
+ * DROP ... WITH (FORCE) terminates the test's leftover sessions, but it
+ * refuses (42501) while a backend it may not signal is attached, such as an
+ * autovacuum worker that just started on the new database or a session
+ * still authenticating; and without the privilege it reports 55006 (in use).
+ * Both pass within moments, so retry.
+ */
+async function dropDatabase(url: string, name: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await admin(url, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      return;
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if ((code !== "42501" && code !== "55006") || attempt >= DROP_ATTEMPTS_MAX) throw e;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
 }
 
 async function admin(url: string, sql: string): Promise<void> {
