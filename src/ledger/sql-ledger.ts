@@ -528,7 +528,8 @@ export class SqlLedger implements Ledger {
         if (tx.customerSerial !== op.customerSerial) refuse("WRONG_CUSTOMER", "this TranID belongs to another customer");
         if (tx.state === "cancelled" && tx.cancelReply) return { status: "replayed", reply: tx.cancelReply };
         if (tx.state === "confirmed") refuse("TRANSACTION_STATE", `TranID ${op.tranId} is already confirmed and cannot be cancelled`);
-        if (tx.state !== op.expectState) throw new RetryableConflict(`TranID ${op.tranId} is ${tx.state}`);
+        // The center built its reply for another state: let it re-read and rebuild.
+        if (tx.state !== op.expectState) refuse("STATE_CHANGED", `TranID ${op.tranId} is ${tx.state}, not ${op.expectState}`);
         const n = await q.run(
           `UPDATE transactions SET state = 'cancelled', cancel_reply = ?, restored_serial = ?, updated_at = ?
            WHERE vendor_id = ? AND tran_id = ? AND state = ?`,
@@ -543,6 +544,9 @@ export class SqlLedger implements Ledger {
         const out = await q.get(`SELECT value FROM scrips WHERE serial = ?`, [tx.outSerial]);
         const before = await q.get(`SELECT value FROM scrips WHERE serial = ?`, [tx.inSerial]);
         if (!out || !before || !op.restored) throw new LedgerError("CORRUPT", "transaction scrips missing");
+        if (op.restored.customerSerial !== tx.customerSerial || op.restored.currency !== tx.currency) {
+          throw new LedgerError("BAD_SCRIP", "the restored scrip must belong to the transaction's customer and currency");
+        }
         if (op.restored.value !== big(before.value)) throw new LedgerError("BAD_AMOUNT", "restored scrip must carry the pre-transaction value");
         const spent = await q.run(`UPDATE scrips SET state = 'spent', spent_at = ? WHERE serial = ? AND state = 'live'`, [op.now, tx.outSerial]);
         if (spent !== 1) refuse("SCRIP_NOT_LIVE", "the scrip issued by this transaction was already spent; it can no longer be undone");
