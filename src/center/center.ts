@@ -110,6 +110,7 @@ export const SETTLEMENT_REQUEST_SKEW_MS = 5 * 60_000;
 /** Vendor records are cached this long; a rotated vendor key is picked up on the first miss anyway. */
 const VENDOR_CACHE_MS = 5_000;
 const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+const EXPIRED_MESSAGE = "the scrip has expired; renew it (scripwire wallet renew)";
 
 function randomSerial(): bigint {
   // 63 random bits, never 0: fits SQLite INTEGER and PostgreSQL BIGINT.
@@ -245,8 +246,12 @@ export class PaymentCenter {
     const certKey = await this.keys.find("certificate", b.scripId!.secretId);
     if (!certKey || !verifyCertificate(certKey, s)) return "BAD_CERTIFICATE: the scrip's certificate does not verify; it was altered";
     if (!this.config.currencies.includes(b.currency)) return `UNKNOWN_CURRENCY: ${b.currency} is not issued here`;
-    if (!allowExpired && b.expirationDateUnix < this.nowSec()) return "EXPIRED: the scrip has expired; renew it (scripwire wallet renew)";
+    if (!allowExpired && this.expired(s)) return `EXPIRED: ${EXPIRED_MESSAGE}`;
     return undefined;
+  }
+
+  private expired(s: ScripType): boolean {
+    return s.scrip!.expirationDateUnix < this.nowSec();
   }
 
   private newScrip(alg: HashAlgorithm, base: ScripType, value: bigint, ad: string): { scrip: ScripType; row: ScripRow } {
@@ -437,7 +442,9 @@ export class PaymentCenter {
       });
 
     try {
-      const invalid = await this.scripInvalid(scrip, cmd === CmdType.GM4_2);
+      // Expiry is checked after the replay below: a retransmission of an M4
+      // that already executed gets its stored M5 even if the scrip has expired since.
+      const invalid = await this.scripInvalid(scrip, true);
       if (invalid) return refuse(CmdType.GM5_2, invalid.split(":")[0]!, invalid);
       for (let attempt = 0; attempt < 4; attempt++) {
         const tx = await this.txForIssue(req.tranId, customer);
@@ -462,6 +469,7 @@ export class PaymentCenter {
         if ((tx.state === "executed" || tx.state === "confirmed") && tx.inSerial === scrip.scrip.scripId!.serialNumber && tx.executeReply) {
           return fromBinary(IssueResponseSchema, tx.executeReply);
         }
+        if (this.expired(scrip)) return refuse(CmdType.GM5_2, "EXPIRED", EXPIRED_MESSAGE);
         const value = scrip.scrip.value + tx.amount;
         if (value > I64_MAX) return refuse(CmdType.GM5_3, "OVERFLOW", "the issued value would overflow the scrip");
         const alg = this.algorithms[0]!;
@@ -571,7 +579,7 @@ export class PaymentCenter {
         );
         if (r === "retry") continue;
         if (r.status === "refused") throw failedPrecondition(r.refusal, r.detail);
-        return fromBinary(ConfirmIssueResponseSchema, r.reply);
+        return this.rehashIssueConfirm(fromBinary(ConfirmIssueResponseSchema, r.reply), cs, req.pCount);
       }
       const invalid = await this.scripInvalid(s, true);
       if (invalid) throw failedPrecondition(invalid.split(":")[0]!, invalid);
@@ -587,7 +595,7 @@ export class PaymentCenter {
       if (r.status === "refused" && r.refusal === "STATE_CHANGED") continue;
       if (r.status === "refused") throw failedPrecondition(r.refusal, r.detail);
       if (r.status === "done") this.events.emit("settlement", tx.vendorId);
-      return r.status === "done" ? reply : fromBinary(ConfirmIssueResponseSchema, r.reply);
+      return r.status === "done" ? reply : this.rehashIssueConfirm(fromBinary(ConfirmIssueResponseSchema, r.reply), cs, req.pCount);
     }
     throw unavailable("CONTENDED", "the transaction is busy; retry");
   }
@@ -612,7 +620,7 @@ export class PaymentCenter {
         pCount: req.pCount + 1,
       });
     try {
-      const invalid = (await this.scripInvalid(scrip, cmd === CmdType.PM4_2)) ?? (await this.offerInvalid(order, OfferKind.PAY));
+      const invalid = (await this.scripInvalid(scrip, true)) ?? (await this.offerInvalid(order, OfferKind.PAY));
       if (invalid) return refuse(CmdType.PM5_2, invalid.split(":")[0]!, invalid);
       if (order.customId!.serialNumber !== customer || order.customId!.secretId !== scrip.scrip.customId!.secretId) {
         return refuse(CmdType.PM5_2, "WRONG_CUSTOMER", "this offer was made to another customer");
@@ -643,6 +651,7 @@ export class PaymentCenter {
         if ((tx.state === "executed" || tx.state === "confirmed") && tx.inSerial === scrip.scrip.scripId!.serialNumber && tx.executeReply) {
           return fromBinary(PayResponseSchema, tx.executeReply);
         }
+        if (this.expired(scrip)) return refuse(CmdType.PM5_2, "EXPIRED", EXPIRED_MESSAGE);
         if (scrip.scrip.value < tx.amount) {
           return refuse(CmdType.PM5_2, "INSUFFICIENT_VALUE", `the scrip holds ${scrip.scrip.value} ${tx.currency}; the price is ${tx.amount}. Earn more first`);
         }
@@ -706,7 +715,7 @@ export class PaymentCenter {
         const r = await this.cancelTx(tx, s, cs, serial, (restored) => reply(TransactionState.CANCELLED, restored?.scrip, undefined, "payment undone", "CANCELLED"));
         if (r === "retry") continue;
         if (r.status === "refused") throw failedPrecondition(r.refusal, r.detail);
-        return fromBinary(ConfirmPaymentResponseSchema, r.reply);
+        return this.rehashPaymentConfirm(fromBinary(ConfirmPaymentResponseSchema, r.reply), cs, req.pCount);
       }
       const invalid = await this.scripInvalid(s, true);
       if (invalid) throw failedPrecondition(invalid.split(":")[0]!, invalid);
@@ -738,9 +747,24 @@ export class PaymentCenter {
       if (r.status === "refused" && r.refusal === "STATE_CHANGED") continue;
       if (r.status === "refused") throw failedPrecondition(r.refusal, r.detail);
       if (r.status === "done") this.events.emit("settlement", tx.vendorId);
-      return r.status === "done" ? out : fromBinary(ConfirmPaymentResponseSchema, r.reply);
+      return r.status === "done" ? out : this.rehashPaymentConfirm(fromBinary(ConfirmPaymentResponseSchema, r.reply), cs, req.pCount);
     }
     throw unavailable("CONTENDED", "the transaction is busy; retry");
+  }
+
+  /**
+   * A stored M7 / PM7 answered an earlier try; its hash was made for that
+   * try's pCount + 1. Re-made for this request so every reply the wallet gets
+   * follows one rule. Nothing else in it changes.
+   */
+  private rehashIssueConfirm(m: ConfirmIssueResponse, cs: Uint8Array, pCount: number): ConfirmIssueResponse {
+    if (m.scrip) m.scripHash = this.hashFor(cs, CmdType.GM7_1, m.tranId, pCount + 1, m.scrip);
+    return m;
+  }
+
+  private rehashPaymentConfirm(m: ConfirmPaymentResponse, cs: Uint8Array, pCount: number): ConfirmPaymentResponse {
+    if (m.scrip) m.scripHash = this.hashFor(cs, CmdType.PM7_1, m.tranId, pCount + 1, m.scrip);
+    return m;
   }
 
   // ---------------------------------------------------------------- renew / redeem

@@ -27,7 +27,8 @@ Commands:
   seller serve              run a seller (internet mall) from a catalog file
   seller settlements        list (or --watch) a seller's confirmed settlements
   wallet <action>           a customer's wallet (register, earn, buy, balance,
-                            history, renew, redeem, catalog, info)
+                            history, renew, redeem, redeliver, recover,
+                            catalog, info)
   audit                     check conservation on a ledger database
   demo                      start a center and seller and walk through the protocol
 

@@ -337,6 +337,7 @@ export function registerScenarios(test: TestFn, makeWorld: MakeWorld, label: str
     const m7 = await c.m6(p.tranId, resent.newScrip!);
     const m7again = await c.m6(p.tranId, resent.newScrip!, CmdType.GM6_1, 1);
     t.is(m7again.state, m7.state);
+    t.true(c.verify(CmdType.GM7_1, p.tranId, 2, m7again.scrip!, m7again.scripHash), "a replayed M7 is hashed for this try's pCount + 1");
     c.scrip = resent.newScrip!;
 
     const o = await order(c);
