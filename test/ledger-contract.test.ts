@@ -195,6 +195,7 @@ function offer(o: {
     deliveryMethod: 1,
     expiresAt: o.expiresAt ?? NOW + 600n,
     offerHash: new Uint8Array(0),
+    vendorKeyId: 1,
   };
   t.offerHash = sha256(`${t.vendorId}|${t.tranId}|${t.kind}|${t.amount}|${t.currency}|${t.campaignId}|${t.item}|${t.expiresAt}|${o.variant ?? ""}`);
   return t;

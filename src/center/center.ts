@@ -393,6 +393,7 @@ export class PaymentCenter {
         deliveryMethod: offer.deliveryMethod,
         expiresAt: offer.expiresAtUnix,
         offerHash: offerHash(offer),
+        vendorKeyId: offer.vendorKeyId,
       },
       this.nowSec(),
     );
@@ -719,9 +720,9 @@ export class PaymentCenter {
       }
       const invalid = await this.scripInvalid(s, true);
       if (invalid) throw failedPrecondition(invalid.split(":")[0]!, invalid);
-      const v = await this.vendor(tx.vendorId);
-      const vk = v?.keys[v.keys.length - 1];
-      if (!vk) throw unavailable("VENDOR_KEY_MISSING", "the seller has no key at this center");
+      const vkSecret = await this.vendorKey(tx.vendorId, tx.vendorKeyId);
+      if (!vkSecret) throw unavailable("VENDOR_KEY_MISSING", "the seller has no key at this center");
+      const vk = { keyId: tx.vendorKeyId, secret: vkSecret };
       const receipt = create(ReceiptSchema, {
         vendorId: tx.vendorId,
         tranId: tx.tranId,

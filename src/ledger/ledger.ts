@@ -78,6 +78,8 @@ export interface TransactionRecord {
   expiresAt: bigint;
   /** SHA-256 of the offer's canonical bytes and MAC: the same TranID must always carry the same offer. */
   offerHash: Uint8Array;
+  /** Vendor secret generation that signed the offer; the receipt is signed with the same one, so a seller that has not yet learnt a rotated secret still verifies it. */
+  vendorKeyId: number;
   state: TxState;
   /** Serial the customer spent in M4/S4 (0 before execution). */
   inSerial: bigint;
@@ -121,6 +123,7 @@ export interface InitTransaction {
   deliveryMethod: number;
   expiresAt: bigint;
   offerHash: Uint8Array;
+  vendorKeyId: number;
 }
 
 /** M4 (GM4_1) or S4 (PM4_1): spend `inSerial`, make `out` live, move `amount`. */

@@ -51,7 +51,7 @@ export function schemaStatements(d: Dialect): string[] {
        vendor_id TEXT NOT NULL, tran_id TEXT NOT NULL, kind TEXT NOT NULL, customer_serial ${int} NOT NULL,
        amount ${int} NOT NULL, currency TEXT NOT NULL, campaign_id TEXT NOT NULL, item TEXT NOT NULL,
        delivery_method ${int} NOT NULL, expires_at ${int} NOT NULL, offer_hash ${bin} NOT NULL,
-       state TEXT NOT NULL, in_serial ${int} NOT NULL, out_serial ${int} NOT NULL, restored_serial ${int} NOT NULL,
+       vendor_key_id ${int} NOT NULL, state TEXT NOT NULL, in_serial ${int} NOT NULL, out_serial ${int} NOT NULL, restored_serial ${int} NOT NULL,
        execute_reply ${bin}, confirm_reply ${bin}, cancel_reply ${bin},
        created_at ${int} NOT NULL, updated_at ${int} NOT NULL,
        PRIMARY KEY (vendor_id, tran_id), CHECK (amount > 0))`,

@@ -73,6 +73,7 @@ function rowToTx(r: Row): TransactionRecord {
     deliveryMethod: Number(r.delivery_method),
     expiresAt: big(r.expires_at),
     offerHash: u8(r.offer_hash),
+    vendorKeyId: Number(r.vendor_key_id),
     state: r.state as TxState,
     inSerial: big(r.in_serial),
     outSerial: big(r.out_serial),
@@ -375,9 +376,9 @@ export class SqlLedger implements Ledger {
         if (clash) refuse("OFFER_MISMATCH", "this customer already has a transaction with this TranID from another seller");
         const inserted = await q.run(
           `INSERT INTO transactions (vendor_id, tran_id, kind, customer_serial, amount, currency, campaign_id, item, delivery_method,
-             expires_at, offer_hash, state, in_serial, out_serial, restored_serial, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'initiated', 0, 0, 0, ?, ?) ON CONFLICT (vendor_id, tran_id) DO NOTHING`,
-          [t.vendorId, t.tranId, t.kind, t.customerSerial, t.amount, t.currency, t.campaignId, t.item, t.deliveryMethod, t.expiresAt, blob(t.offerHash), now, now],
+             expires_at, offer_hash, vendor_key_id, state, in_serial, out_serial, restored_serial, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'initiated', 0, 0, 0, ?, ?) ON CONFLICT (vendor_id, tran_id) DO NOTHING`,
+          [t.vendorId, t.tranId, t.kind, t.customerSerial, t.amount, t.currency, t.campaignId, t.item, t.deliveryMethod, t.expiresAt, blob(t.offerHash), t.vendorKeyId, now, now],
         );
         const row = (await q.get(`SELECT * FROM transactions WHERE vendor_id = ? AND tran_id = ?`, [t.vendorId, t.tranId]))!;
         const tx = rowToTx(row);
