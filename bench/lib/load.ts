@@ -1,0 +1,226 @@
+/**
+ * Load drivers.
+ *
+ * closedLoop: N workers, each starting its next operation as soon as the
+ * last one finished: measures the most the server can do (throughput).
+ *
+ * openLoop: operations are STARTED on a fixed schedule (rate per second),
+ * whether or not earlier ones have finished, and latency is measured from
+ * the scheduled start. A server falling behind therefore shows up as
+ * latency (no "coordinated omission"), and a rate below saturation gives the
+ * latency a user would see at that load.
+ *
+ * An "operation" may be several calls (a payment is S3, S4, S6); the
+ * Recorder counts calls and operations separately. Server CPU is sampled
+ * with `snapshot` right when measurement starts and stops.
+ */
+import { cpuBetween, type ProcStats } from "./child.js";
+import { LatencyLog, type LatencySummary } from "./stats.js";
+
+export class Recorder {
+  measuring = false;
+  calls = 0;
+  ops = 0;
+  errors = 0;
+  firstError: string | undefined;
+  readonly callLatency = new LatencyLog();
+  readonly opLatency = new LatencyLog();
+
+  /** Times one call (from `startedAt`, default now) and counts it if measuring. */
+  async call<T>(p: () => Promise<T>, startedAt = performance.now()): Promise<T> {
+    const v = await p();
+    if (this.measuring) {
+      this.calls++;
+      this.callLatency.add((performance.now() - startedAt) * 1000);
+    }
+    return v;
+  }
+
+  op(startedAt: number): void {
+    if (this.measuring) {
+      this.ops++;
+      this.opLatency.add((performance.now() - startedAt) * 1000);
+    }
+  }
+
+  error(e: unknown): void {
+    this.errors++;
+    this.firstError ??= e instanceof Error ? e.message : String(e);
+  }
+}
+
+export interface LoadResult {
+  kind: "closed" | "open";
+  seconds: number;
+  calls: number;
+  ops: number;
+  callsPerSec: number;
+  opsPerSec: number;
+  errors: number;
+  firstError?: string;
+  /** Server CPU time per call / per operation, µs (user + system). */
+  serverCpuUsPerCall: number;
+  serverCpuUsPerOp: number;
+  /** Server CPU utilisation over the window (1.0 = one core busy). */
+  serverCpuCores: number;
+  /** Load generator CPU per call, µs (to show the client was not the bottleneck). */
+  clientCpuUsPerCall: number;
+  clientCpuCores: number;
+  serverRssBytes: number;
+  callLatency: LatencySummary;
+  opLatency: LatencySummary;
+  /** Open loop only: target rate (operations/s), and operations that had to wait for a free worker. */
+  targetOpsPerSec?: number;
+  queuedOps?: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function finish(
+  kind: "closed" | "open",
+  rec: Recorder,
+  t0: number,
+  t1: number,
+  s0: ProcStats,
+  s1: ProcStats,
+  c0: NodeJS.CpuUsage,
+  c1: NodeJS.CpuUsage,
+): LoadResult {
+  const seconds = (t1 - t0) / 1000;
+  const cpu = cpuBetween(s0, s1);
+  const ccpu = c1.user + c1.system - (c0.user + c0.system);
+  return {
+    kind,
+    seconds,
+    calls: rec.calls,
+    ops: rec.ops,
+    callsPerSec: rec.calls / seconds,
+    opsPerSec: rec.ops / seconds,
+    errors: rec.errors,
+    firstError: rec.firstError,
+    serverCpuUsPerCall: cpu / Math.max(1, rec.calls),
+    serverCpuUsPerOp: cpu / Math.max(1, rec.ops),
+    serverCpuCores: cpu / 1e6 / ((s1.at - s0.at) / 1000),
+    clientCpuUsPerCall: ccpu / Math.max(1, rec.calls),
+    clientCpuCores: ccpu / 1e6 / seconds,
+    serverRssBytes: s1.rssBytes,
+    callLatency: rec.callLatency.summary(),
+    opLatency: rec.opLatency.summary(),
+  };
+}
+
+export interface ClosedLoopOptions<W> {
+  workers: W[];
+  warmupMs: number;
+  durationMs: number;
+  /** One operation by one worker; must record its calls on `rec`. */
+  op: (w: W, rec: Recorder) => Promise<void>;
+  snapshot: () => Promise<ProcStats>;
+  onTick?: (rec: Recorder, elapsedMs: number) => void;
+  /** Called right before / after the measured window (e.g. to start and stop a profiler). */
+  around?: { start: () => Promise<void>; stop: () => Promise<void> };
+}
+
+export async function closedLoop<W>(o: ClosedLoopOptions<W>): Promise<LoadResult> {
+  const rec = new Recorder();
+  let stop = false;
+  const loops = o.workers.map(async (w) => {
+    while (!stop) {
+      try {
+        await o.op(w, rec);
+      } catch (e) {
+        rec.error(e);
+        await sleep(1);
+      }
+    }
+  });
+  await sleep(o.warmupMs);
+  await o.around?.start();
+  const s0 = await o.snapshot();
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  rec.measuring = true;
+  const tick = setInterval(() => o.onTick?.(rec, performance.now() - t0), 500);
+  await sleep(o.durationMs);
+  rec.measuring = false;
+  const t1 = performance.now();
+  const c1 = process.cpuUsage();
+  clearInterval(tick);
+  const s1 = await o.snapshot();
+  await o.around?.stop();
+  stop = true;
+  await Promise.all(loops);
+  return finish("closed", rec, t0, t1, s0, s1, c0, c1);
+}
+
+export interface OpenLoopOptions<W> {
+  /** Operations started per second. */
+  rate: number;
+  warmupMs: number;
+  durationMs: number;
+  /** Idle workers; an operation takes one and gives it back when done. */
+  workers: W[];
+  op: (w: W, rec: Recorder, scheduledAt: number) => Promise<void>;
+  snapshot: () => Promise<ProcStats>;
+  onTick?: (rec: Recorder, elapsedMs: number) => void;
+}
+
+export async function openLoop<W>(o: OpenLoopOptions<W>): Promise<LoadResult> {
+  const rec = new Recorder();
+  const idle = [...o.workers];
+  const backlog: number[] = [];
+  let queued = 0;
+  let inflight = 0;
+  const interval = 1000 / o.rate;
+  const start = performance.now();
+  const endAt = start + o.warmupMs + o.durationMs;
+  let nextAt = start;
+  let s0: ProcStats | undefined;
+  let c0: NodeJS.CpuUsage | undefined;
+  let t0 = 0;
+
+  const run = (w: W, scheduledAt: number) => {
+    inflight++;
+    o.op(w, rec, scheduledAt)
+      .catch((e: unknown) => rec.error(e))
+      .finally(() => {
+        inflight--;
+        const waiting = backlog.shift();
+        if (waiting !== undefined) run(w, waiting);
+        else idle.push(w);
+      });
+  };
+
+  const tick = setInterval(() => o.onTick?.(rec, performance.now() - start), 500);
+  while (performance.now() < endAt) {
+    const now = performance.now();
+    if (!rec.measuring && now >= start + o.warmupMs) {
+      s0 = await o.snapshot();
+      c0 = process.cpuUsage();
+      t0 = performance.now();
+      rec.measuring = true;
+      queued = 0;
+    }
+    while (nextAt <= now) {
+      const w = idle.pop();
+      if (w !== undefined) run(w, nextAt);
+      else {
+        backlog.push(nextAt);
+        queued++;
+      }
+      nextAt += interval;
+    }
+    await sleep(Math.max(0, Math.min(5, nextAt - performance.now())));
+  }
+  rec.measuring = false;
+  const t1 = performance.now();
+  const c1 = process.cpuUsage();
+  const s1 = await o.snapshot();
+  clearInterval(tick);
+  backlog.length = 0;
+  while (inflight > 0) await sleep(2);
+  const r = finish("open", rec, t0, t1, s0!, s1, c0!, c1);
+  r.targetOpsPerSec = o.rate;
+  r.queuedOps = queued;
+  return r;
+}
