@@ -82,7 +82,7 @@ import {
   verifyOfferMac,
   verifySettlementsMac,
 } from "../crypto/scrip-auth.js";
-import type { Ledger, LedgerResult, Refusal, ScripRow, TransactionRecord, VendorKeyRecord, VendorRecord } from "../ledger/ledger.js";
+import { LedgerError, type Ledger, type LedgerResult, type Refusal, type ScripRow, type TransactionRecord, type VendorKeyRecord, type VendorRecord } from "../ledger/ledger.js";
 import { I64_MAX } from "../money.js";
 import { alreadyExists, failedPrecondition, invalidArgument, unauthenticated, unavailable } from "../protocol/errors.js";
 import { cmdCode, header, P_COUNT_MAX } from "../protocol/header.js";
@@ -464,7 +464,14 @@ export class PaymentCenter {
           );
           if (r === "retry") continue;
           if (r.status === "refused") return refuse(CmdType.GM5_3, r.refusal, r.detail);
-          return fromBinary(IssueResponseSchema, r.reply);
+          const m5 = fromBinary(IssueResponseSchema, r.reply);
+          if (r.status === "replayed") {
+            // Stored for an earlier try: re-hash for this one's pCount + 1, as every error echo is.
+            m5.pCount = req.pCount + 1;
+            if (m5.scrip) m5.scripHash = this.hashFor(cs, CmdType.GM5_3, req.tranId, m5.pCount, m5.scrip);
+            if (m5.newScrip) m5.newScripHash = this.hashFor(cs, CmdType.GM5_3, req.tranId, m5.pCount, m5.newScrip);
+          }
+          return m5;
         }
         // Fast path for a retransmitted M4 whose M5 was lost: same reply, nothing moves.
         if ((tx.state === "executed" || tx.state === "confirmed") && tx.inSerial === scrip.scrip.scripId!.serialNumber && tx.executeReply) {
@@ -531,16 +538,24 @@ export class PaymentCenter {
     const reply = build(restored ? { scrip: restored.scrip } : undefined);
     const schema = tx.kind === "issue" ? undefined : undefined;
     void schema;
-    const r = await this.ledger.cancel({
-      vendorId: tx.vendorId,
-      tranId: tx.tranId,
-      customerSerial: tx.customerSerial,
-      expectState: tx.state === "executed" ? "executed" : "initiated",
-      presentedSerial,
-      restored: restored?.row ?? null,
-      reply: encodeAny(reply),
-      now: this.nowSec(),
-    });
+    let r: LedgerResult;
+    try {
+      r = await this.ledger.cancel({
+        vendorId: tx.vendorId,
+        tranId: tx.tranId,
+        customerSerial: tx.customerSerial,
+        expectState: tx.state === "executed" ? "executed" : "initiated",
+        presentedSerial,
+        restored: restored?.row ?? null,
+        reply: encodeAny(reply),
+        now: this.nowSec(),
+      });
+    } catch (e) {
+      // The presented scrip does not fit the transaction (e.g. a value that
+      // does not restore the pre-transaction balance): a refusal, not a fault.
+      if (e instanceof LedgerError) return { status: "refused", refusal: "SCRIP_NOT_LIVE", detail: e.message };
+      throw e;
+    }
     if (r.status === "refused" && r.refusal === "STATE_CHANGED") return "retry";
     if (r.status === "done") return { status: "done", reply: encodeAny(reply) };
     return r;
@@ -565,6 +580,9 @@ export class PaymentCenter {
         scrip,
         scripHash: scrip ? this.hashFor(cs, CmdType.GM7_1, req.tranId, req.pCount + 1, scrip) : new Uint8Array(0),
       });
+    // Every variant presents a scrip, and an undo moves value: it must be ours, unaltered.
+    const invalid = await this.scripInvalid(s, true);
+    if (invalid) throw failedPrecondition(invalid.split(":")[0]!, invalid);
     for (let attempt = 0; attempt < 4; attempt++) {
       const tx = await this.txForIssue(req.tranId, customer);
       if (!tx) throw failedPrecondition("UNKNOWN_TRANSACTION", "no such TranID for this customer");
@@ -582,8 +600,6 @@ export class PaymentCenter {
         if (r.status === "refused") throw failedPrecondition(r.refusal, r.detail);
         return this.rehashIssueConfirm(fromBinary(ConfirmIssueResponseSchema, r.reply), cs, req.pCount);
       }
-      const invalid = await this.scripInvalid(s, true);
-      if (invalid) throw failedPrecondition(invalid.split(":")[0]!, invalid);
       const reply = m7(TransactionState.CONFIRMED, s);
       const r = await this.ledger.confirm({
         vendorId: tx.vendorId,
@@ -647,7 +663,13 @@ export class PaymentCenter {
           );
           if (r === "retry") continue;
           if (r.status === "refused") return refuse(CmdType.PM5_2, r.refusal, r.detail);
-          return fromBinary(PayResponseSchema, r.reply);
+          const s5 = fromBinary(PayResponseSchema, r.reply);
+          if (r.status === "replayed") {
+            s5.pCount = req.pCount + 1;
+            if (s5.scrip) s5.hash = this.hashFor(cs, CmdType.PM5_2, order.tranId, s5.pCount, s5.scrip, s5.order);
+            if (s5.newScrip) s5.newScripHash = this.hashFor(cs, CmdType.PM5_2, order.tranId, s5.pCount, s5.newScrip);
+          }
+          return s5;
         }
         if ((tx.state === "executed" || tx.state === "confirmed") && tx.inSerial === scrip.scrip.scripId!.serialNumber && tx.executeReply) {
           return fromBinary(PayResponseSchema, tx.executeReply);
@@ -705,6 +727,8 @@ export class PaymentCenter {
         scrip,
         scripHash: scrip ? this.hashFor(cs, CmdType.PM7_1, req.tranId, req.pCount + 1, scrip) : new Uint8Array(0),
       });
+    const invalid = await this.scripInvalid(s, true);
+    if (invalid) throw failedPrecondition(invalid.split(":")[0]!, invalid);
     for (let attempt = 0; attempt < 4; attempt++) {
       const tx = await this.ledger.getTransactionForCustomer(req.tranId, customer, "pay");
       if (!tx) throw failedPrecondition("UNKNOWN_TRANSACTION", "no such TranID for this customer");
@@ -718,8 +742,6 @@ export class PaymentCenter {
         if (r.status === "refused") throw failedPrecondition(r.refusal, r.detail);
         return this.rehashPaymentConfirm(fromBinary(ConfirmPaymentResponseSchema, r.reply), cs, req.pCount);
       }
-      const invalid = await this.scripInvalid(s, true);
-      if (invalid) throw failedPrecondition(invalid.split(":")[0]!, invalid);
       const vkSecret = await this.vendorKey(tx.vendorId, tx.vendorKeyId);
       if (!vkSecret) throw unavailable("VENDOR_KEY_MISSING", "the seller has no key at this center");
       const vk = { keyId: tx.vendorKeyId, secret: vkSecret };
