@@ -83,6 +83,22 @@ function rowToTx(r: Row): TransactionRecord {
   };
 }
 
+/**
+ * The transactions columns a TransactionRecord is built from, without the
+ * three stored reply blobs; those are read only when a reply is replayed.
+ */
+const TX_COLS =
+  "vendor_id, tran_id, kind, customer_serial, amount, currency, campaign_id, item, delivery_method, expires_at, offer_hash, vendor_key_id, state, in_serial, out_serial";
+const TX_REPLY_COLS = "execute_reply, confirm_reply, cancel_reply";
+
+/** What executeIssue/executePayment need of the TranID they claimed. */
+interface Claimed {
+  amount: bigint;
+  currency: string;
+  campaignId: string;
+  item: string;
+}
+
 function rowToCampaign(r: Row, budget: bigint): CampaignRecord {
   return {
     campaignId: r.campaign_id as string,
@@ -380,53 +396,103 @@ export class SqlLedger implements Ledger {
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'initiated', 0, 0, 0, ?, ?) ON CONFLICT (vendor_id, tran_id) DO NOTHING`,
           [t.vendorId, t.tranId, t.kind, t.customerSerial, t.amount, t.currency, t.campaignId, t.item, t.deliveryMethod, t.expiresAt, blob(t.offerHash), t.vendorKeyId, now, now],
         );
-        const row = (await q.get(`SELECT * FROM transactions WHERE vendor_id = ? AND tran_id = ?`, [t.vendorId, t.tranId]))!;
-        const tx = rowToTx(row);
-        if (inserted !== 1) {
-          if (tx.customerSerial !== t.customerSerial) refuse("WRONG_CUSTOMER", "this TranID belongs to another transaction");
-          if (Buffer.compare(blob(tx.offerHash), blob(t.offerHash)) !== 0) refuse("OFFER_MISMATCH", "this TranID was initialised with a different offer");
+        if (inserted === 1) {
+          // The row is exactly what was just inserted: no need to read it back.
+          const tx: TransactionRecord = {
+            vendorId: t.vendorId,
+            tranId: t.tranId,
+            kind: t.kind,
+            customerSerial: t.customerSerial,
+            amount: t.amount,
+            currency: t.currency,
+            campaignId: t.campaignId,
+            item: t.item,
+            deliveryMethod: t.deliveryMethod,
+            expiresAt: t.expiresAt,
+            offerHash: new Uint8Array(t.offerHash),
+            vendorKeyId: t.vendorKeyId,
+            state: "initiated",
+            inSerial: 0n,
+            outSerial: 0n,
+            executeReply: null,
+            confirmReply: null,
+            cancelReply: null,
+          };
+          return { status: "created" as const, tx };
         }
-        return { status: inserted === 1 ? ("created" as const) : ("exists" as const), tx };
+        const row = await q.get(`SELECT ${TX_COLS}, ${TX_REPLY_COLS} FROM transactions WHERE vendor_id = ? AND tran_id = ?`, [t.vendorId, t.tranId]);
+        if (!row) throw new RetryableConflict(`TranID ${t.tranId} changed concurrently`);
+        const tx = rowToTx(row);
+        if (tx.customerSerial !== t.customerSerial) refuse("WRONG_CUSTOMER", "this TranID belongs to another transaction");
+        if (Buffer.compare(blob(tx.offerHash), blob(t.offerHash)) !== 0) refuse("OFFER_MISMATCH", "this TranID was initialised with a different offer");
+        return { status: "exists" as const, tx };
       }),
     );
     return r as { status: "created" | "exists"; tx: TransactionRecord } | { status: "refused"; refusal: Refusal; detail: string };
   }
 
-  getTransaction(vendorId: string, tranId: string): Promise<TransactionRecord | undefined> {
+  /**
+   * `replies = false` skips the three stored reply blobs (executeReply,
+   * confirmReply and cancelReply then read null whatever is stored): for a
+   * caller that will not replay a reply from this record.
+   */
+  getTransaction(vendorId: string, tranId: string, replies = true): Promise<TransactionRecord | undefined> {
     return this.db.read(async (q) => {
-      const r = await q.get(`SELECT * FROM transactions WHERE vendor_id = ? AND tran_id = ?`, [vendorId, tranId]);
+      const r = await q.get(`SELECT ${replies ? `${TX_COLS}, ${TX_REPLY_COLS}` : TX_COLS} FROM transactions WHERE vendor_id = ? AND tran_id = ?`, [
+        vendorId,
+        tranId,
+      ]);
       return r ? rowToTx(r) : undefined;
     });
   }
 
-  getTransactionForCustomer(tranId: string, customerSerial: bigint, kind: TxKind): Promise<TransactionRecord | undefined> {
+  /** `replies = false`: as in getTransaction. */
+  getTransactionForCustomer(tranId: string, customerSerial: bigint, kind: TxKind, replies = true): Promise<TransactionRecord | undefined> {
     return this.db.read(async (q) => {
-      const r = await q.get(`SELECT * FROM transactions WHERE tran_id = ? AND customer_serial = ? AND kind = ?`, [tranId, customerSerial, kind]);
+      const r = await q.get(
+        `SELECT ${replies ? `${TX_COLS}, ${TX_REPLY_COLS}` : TX_COLS} FROM transactions WHERE tran_id = ? AND customer_serial = ? AND kind = ?`,
+        [tranId, customerSerial, kind],
+      );
       return r ? rowToTx(r) : undefined;
     });
   }
 
-  /** The checks and state claim shared by M4 and S4. Returns a replay if this exact request already ran. */
-  private async claimExecution(q: SqlTx, op: ExecuteOp, kind: TxKind): Promise<TransactionRecord | LedgerResult> {
-    const row = await q.get(`SELECT * FROM transactions WHERE vendor_id = ? AND tran_id = ?`, [op.vendorId, op.tranId]);
+  /**
+   * The checks and state claim shared by M4 and S4. Returns a replay if this
+   * exact request already ran. The claim is one conditional UPDATE whose WHERE
+   * holds every check that lets it proceed (state, kind, customer, expiry,
+   * currency); only when it matches nothing is the row read, to name the
+   * precise refusal (or find the stored reply to replay).
+   */
+  private async claimExecution(q: SqlTx, op: ExecuteOp, kind: TxKind): Promise<Claimed | LedgerResult> {
+    const claimed = await q.get(
+      `UPDATE transactions SET state = 'executed', in_serial = ?, out_serial = ?, execute_reply = ?, updated_at = ?
+       WHERE vendor_id = ? AND tran_id = ? AND state = 'initiated' AND kind = ? AND customer_serial = ? AND expires_at >= ? AND currency = ?
+       RETURNING amount, currency, campaign_id, item`,
+      [op.inSerial, op.out.serial, blob(op.reply), op.now, op.vendorId, op.tranId, kind, op.customerSerial, op.now, op.out.currency],
+    );
+    if (claimed) {
+      return { amount: big(claimed.amount), currency: claimed.currency as string, campaignId: claimed.campaign_id as string, item: claimed.item as string };
+    }
+    const row = await q.get(`SELECT kind, customer_serial, state, in_serial, expires_at, currency FROM transactions WHERE vendor_id = ? AND tran_id = ?`, [
+      op.vendorId,
+      op.tranId,
+    ]);
     if (!row) refuse("UNKNOWN_TRANSACTION", "no such TranID at this center; start with InitIssue/InitPayment");
-    const tx = rowToTx(row);
-    if (tx.kind !== kind) refuse("UNKNOWN_TRANSACTION", `TranID ${op.tranId} is not an ${kind} transaction`);
-    if (tx.customerSerial !== op.customerSerial) refuse("WRONG_CUSTOMER", "this TranID belongs to another customer");
-    if (tx.state === "executed" || tx.state === "confirmed") {
-      if (tx.inSerial === op.inSerial && tx.executeReply) return { status: "replayed", reply: tx.executeReply };
+    if (row.kind !== kind) refuse("UNKNOWN_TRANSACTION", `TranID ${op.tranId} is not an ${kind} transaction`);
+    if (big(row.customer_serial) !== op.customerSerial) refuse("WRONG_CUSTOMER", "this TranID belongs to another customer");
+    const state = row.state as TxState;
+    if (state === "executed" || state === "confirmed") {
+      if (big(row.in_serial) === op.inSerial) {
+        const r = await q.get(`SELECT execute_reply FROM transactions WHERE vendor_id = ? AND tran_id = ?`, [op.vendorId, op.tranId]);
+        if (r?.execute_reply) return { status: "replayed", reply: u8(r.execute_reply) };
+      }
       refuse("TRANSACTION_STATE", `TranID ${op.tranId} was already executed with another scrip`);
     }
-    if (tx.state === "cancelled") refuse("TRANSACTION_STATE", `TranID ${op.tranId} was cancelled`);
-    if (tx.expiresAt < op.now) refuse("TRANSACTION_EXPIRED", `TranID ${op.tranId} expired; ask the seller for a new offer`);
-    if (op.out.currency !== tx.currency) refuse("CURRENCY_MISMATCH", `scrip is in ${op.out.currency}, the offer in ${tx.currency}`);
-    const claimed = await q.run(
-      `UPDATE transactions SET state = 'executed', in_serial = ?, out_serial = ?, execute_reply = ?, updated_at = ?
-       WHERE vendor_id = ? AND tran_id = ? AND state = 'initiated'`,
-      [op.inSerial, op.out.serial, blob(op.reply), op.now, op.vendorId, op.tranId],
-    );
-    if (claimed !== 1) throw new RetryableConflict(`TranID ${op.tranId} changed state concurrently`);
-    return tx;
+    if (state === "cancelled") refuse("TRANSACTION_STATE", `TranID ${op.tranId} was cancelled`);
+    if (big(row.expires_at) < op.now) refuse("TRANSACTION_EXPIRED", `TranID ${op.tranId} expired; ask the seller for a new offer`);
+    if (op.out.currency !== row.currency) refuse("CURRENCY_MISMATCH", `scrip is in ${op.out.currency}, the offer in ${row.currency}`);
+    throw new RetryableConflict(`TranID ${op.tranId} changed state concurrently`);
   }
 
   async executeIssue(op: ExecuteOp): Promise<LedgerResult> {
@@ -487,20 +553,26 @@ export class SqlLedger implements Ledger {
   async confirm(op: ConfirmOp): Promise<LedgerResult> {
     return settle(
       this.db.tx<LedgerResult>(async (q) => {
-        const row = await q.get(`SELECT * FROM transactions WHERE vendor_id = ? AND tran_id = ?`, [op.vendorId, op.tranId]);
-        if (!row) refuse("UNKNOWN_TRANSACTION", "no such TranID at this center");
-        const tx = rowToTx(row);
-        if (tx.customerSerial !== op.customerSerial) refuse("WRONG_CUSTOMER", "this TranID belongs to another customer");
-        if (tx.state === "confirmed" && tx.outSerial === op.presentedSerial && tx.confirmReply) {
-          return { status: "replayed", reply: tx.confirmReply };
-        }
-        if (tx.state !== "executed") refuse("TRANSACTION_STATE", `TranID ${op.tranId} is ${tx.state}, not awaiting confirmation`);
-        if (tx.outSerial !== op.presentedSerial) refuse("SCRIP_NOT_LIVE", "this is not the scrip issued for this TranID");
-        const n = await q.run(
-          `UPDATE transactions SET state = 'confirmed', confirm_reply = ?, updated_at = ? WHERE vendor_id = ? AND tran_id = ? AND state = 'executed'`,
-          [blob(op.reply), op.now, op.vendorId, op.tranId],
+        // The checks that let a confirm proceed are in the UPDATE's WHERE; the
+        // row is read only when it matches nothing, to name the refusal.
+        const tx = await q.get(
+          `UPDATE transactions SET state = 'confirmed', confirm_reply = ?, updated_at = ?
+           WHERE vendor_id = ? AND tran_id = ? AND state = 'executed' AND customer_serial = ? AND out_serial = ?
+           RETURNING kind, amount, currency, item`,
+          [blob(op.reply), op.now, op.vendorId, op.tranId, op.customerSerial, op.presentedSerial],
         );
-        if (n !== 1) throw new RetryableConflict(`TranID ${op.tranId} changed state concurrently`);
+        if (!tx) {
+          const row = await q.get(`SELECT customer_serial, state, out_serial FROM transactions WHERE vendor_id = ? AND tran_id = ?`, [op.vendorId, op.tranId]);
+          if (!row) refuse("UNKNOWN_TRANSACTION", "no such TranID at this center");
+          if (big(row.customer_serial) !== op.customerSerial) refuse("WRONG_CUSTOMER", "this TranID belongs to another customer");
+          if (row.state === "confirmed" && big(row.out_serial) === op.presentedSerial) {
+            const r = await q.get(`SELECT confirm_reply FROM transactions WHERE vendor_id = ? AND tran_id = ?`, [op.vendorId, op.tranId]);
+            if (r?.confirm_reply) return { status: "replayed", reply: u8(r.confirm_reply) };
+          }
+          if (row.state !== "executed") refuse("TRANSACTION_STATE", `TranID ${op.tranId} is ${row.state as string}, not awaiting confirmation`);
+          if (big(row.out_serial) !== op.presentedSerial) refuse("SCRIP_NOT_LIVE", "this is not the scrip issued for this TranID");
+          throw new RetryableConflict(`TranID ${op.tranId} changed state concurrently`);
+        }
         // A seller pages settlements by `sequence > afterSequence`, so per
         // vendor they must become visible in sequence order. PostgreSQL hands
         // out BIGSERIAL values at INSERT, not at COMMIT: two confirms could
@@ -509,11 +581,11 @@ export class SqlLedger implements Ledger {
         // COMMIT makes commit order equal sequence order. (SQLite has one
         // writer, so its order already is.)
         if (this.engine === "postgres") {
-          await q.get(`SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, [`scripwire/settlements/${tx.vendorId}`]);
+          await q.get(`SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, [`scripwire/settlements/${op.vendorId}`]);
         }
         await q.run(
           `INSERT INTO settlements (kind, vendor_id, tran_id, amount, currency, item, settled_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-          [tx.kind, tx.vendorId, tx.tranId, tx.amount, tx.currency, tx.item, op.now],
+          [tx.kind, op.vendorId, op.tranId, big(tx.amount), tx.currency, tx.item, op.now],
         );
         return { status: "done", reply: op.reply };
       }),
@@ -523,21 +595,40 @@ export class SqlLedger implements Ledger {
   async cancel(op: CancelOp): Promise<LedgerResult> {
     return settle(
       this.db.tx<LedgerResult>(async (q) => {
-        const row = await q.get(`SELECT * FROM transactions WHERE vendor_id = ? AND tran_id = ?`, [op.vendorId, op.tranId]);
-        if (!row) refuse("UNKNOWN_TRANSACTION", "no such TranID at this center");
-        const tx = rowToTx(row);
-        if (tx.customerSerial !== op.customerSerial) refuse("WRONG_CUSTOMER", "this TranID belongs to another customer");
-        if (tx.state === "cancelled" && tx.cancelReply) return { status: "replayed", reply: tx.cancelReply };
-        if (tx.state === "confirmed") refuse("TRANSACTION_STATE", `TranID ${op.tranId} is already confirmed and cannot be cancelled`);
-        // The center built its reply for another state: let it re-read and rebuild.
-        if (tx.state !== op.expectState) refuse("STATE_CHANGED", `TranID ${op.tranId} is ${tx.state}, not ${op.expectState}`);
-        const n = await q.run(
+        // The checks that let a cancel proceed are in the UPDATE's WHERE; the
+        // row is read only when it matches nothing, to name the refusal.
+        const r = await q.get(
           `UPDATE transactions SET state = 'cancelled', cancel_reply = ?, restored_serial = ?, updated_at = ?
-           WHERE vendor_id = ? AND tran_id = ? AND state = ?`,
-          [blob(op.reply), op.restored?.serial ?? 0n, op.now, op.vendorId, op.tranId, tx.state],
+           WHERE vendor_id = ? AND tran_id = ? AND state = ? AND state IN ('initiated', 'executed') AND customer_serial = ?
+           RETURNING kind, amount, currency, campaign_id, item, in_serial, out_serial`,
+          [blob(op.reply), op.restored?.serial ?? 0n, op.now, op.vendorId, op.tranId, op.expectState, op.customerSerial],
         );
-        if (n !== 1) throw new RetryableConflict(`TranID ${op.tranId} changed state concurrently`);
-        if (tx.state === "initiated") return { status: "done", reply: op.reply };
+        if (!r) {
+          const row = await q.get(`SELECT customer_serial, state FROM transactions WHERE vendor_id = ? AND tran_id = ?`, [op.vendorId, op.tranId]);
+          if (!row) refuse("UNKNOWN_TRANSACTION", "no such TranID at this center");
+          if (big(row.customer_serial) !== op.customerSerial) refuse("WRONG_CUSTOMER", "this TranID belongs to another customer");
+          if (row.state === "cancelled") {
+            const c = await q.get(`SELECT cancel_reply FROM transactions WHERE vendor_id = ? AND tran_id = ?`, [op.vendorId, op.tranId]);
+            if (c?.cancel_reply) return { status: "replayed", reply: u8(c.cancel_reply) };
+          }
+          if (row.state === "confirmed") refuse("TRANSACTION_STATE", `TranID ${op.tranId} is already confirmed and cannot be cancelled`);
+          // The center built its reply for another state: let it re-read and rebuild.
+          if (row.state !== op.expectState) refuse("STATE_CHANGED", `TranID ${op.tranId} is ${row.state as string}, not ${op.expectState}`);
+          throw new RetryableConflict(`TranID ${op.tranId} changed state concurrently`);
+        }
+        if (op.expectState === "initiated") return { status: "done", reply: op.reply };
+        const tx = {
+          vendorId: op.vendorId,
+          tranId: op.tranId,
+          customerSerial: op.customerSerial,
+          kind: r.kind as TxKind,
+          amount: big(r.amount),
+          currency: r.currency as string,
+          campaignId: r.campaign_id as string,
+          item: r.item as string,
+          inSerial: big(r.in_serial),
+          outSerial: big(r.out_serial),
+        };
 
         if (op.presentedSerial !== tx.inSerial && op.presentedSerial !== tx.outSerial) {
           refuse("SCRIP_NOT_LIVE", "the presented scrip is not part of this transaction");
