@@ -43,6 +43,7 @@ import { BenchControlService, NoopRequestSchema, NoopResponseSchema, NoopService
 import { CenterAdminService } from "../gen/scripwire/v1/admin_pb.js";
 import { PaymentCenterService } from "../gen/scripwire/v1/center_pb.js";
 import { PaymentCenter } from "../src/center/center.js";
+import { CENTER_FAST_METHODS } from "../src/center/server.js";
 import { centerAdminService, paymentCenterService } from "../src/center/service.js";
 import { openLedger } from "../src/ledger/open.js";
 import { openSqliteLedger } from "../src/ledger/sqlite.js";
@@ -63,6 +64,8 @@ export interface ServerOptions {
   groupCommit?: boolean;
   /** "async-durable": PROTOTYPE engine with fdatasync off the event loop (bench/lib/sqlite-async-durable.ts). */
   engine?: "default" | "async-durable";
+  /** stack-center: serve the center's hot calls on the stack's unary fast path, as src/center/server.ts does (default true). */
+  fastPath?: boolean;
 }
 
 const ADMIN_TOKEN = "bench-admin-token-not-secret-0123";
@@ -144,10 +147,14 @@ async function main(): Promise<void> {
   switch (opts.mode) {
     case "stack-center": {
       const { center, ledger } = await openCenter(opts);
+      const paymentImpl = paymentCenterService(center);
       const stack = createServerStack({
         services: [PaymentCenterService, CenterAdminService, NoopService, BenchControlService],
+        // Exactly as src/center/server.ts: the six payment/issuance calls on
+        // the fast path; the bench's NoopService stays on the normal path.
+        fastUnary: opts.fastPath === false ? undefined : [{ service: PaymentCenterService, impl: paymentImpl, methods: CENTER_FAST_METHODS }],
         routes: (router: ConnectRouter) => {
-          router.service(PaymentCenterService, paymentCenterService(center));
+          router.service(PaymentCenterService, paymentImpl);
           router.service(CenterAdminService, centerAdminService(center, ADMIN_TOKEN));
           router.service(NoopService, noopImpl);
           router.service(BenchControlService, controlImpl);

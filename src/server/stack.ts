@@ -33,6 +33,8 @@ import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { createFastUnary } from "./fast-unary.js";
+import type { FastUnary, FastUnaryService } from "./fast-unary.js";
 import { createHealth } from "./health.js";
 import type { HealthRegistry } from "./health.js";
 import { createLogger, createLoggingInterceptor } from "./log.js";
@@ -117,6 +119,19 @@ export interface ServerStackOptions {
     ConnectNodeAdapterOptions,
     "routes" | "readMaxBytes" | "interceptors" | "shutdownSignal"
   >;
+  /**
+   * Hot unary methods served by the unary fast path (src/server/fast-unary.ts)
+   * instead of connect-node, for binary Connect and gRPC over HTTP/2 without
+   * compression or deadline; every other request to them, and everything
+   * else, takes the normal Connect handler. Answers, size limit, logging and
+   * graceful shutdown are the same; CPU per call is roughly halved.
+   * `impl` must be the implementation `routes` registers for `service`.
+   *
+   * Ignored (with an info log line) when `interceptors`, `adapter.requestGate`
+   * or `adapter.contextValues` are set: the fast path runs none of them.
+   * Default: none.
+   */
+  fastUnary?: readonly FastUnaryService[];
 }
 
 /** Where a listening stack can be reached. */
@@ -167,6 +182,11 @@ export interface ServerStack {
   /** True once `close()` was called. */
   readonly closing: boolean;
   stats(): ServerStackStats;
+  /**
+   * Calls being served by the unary fast path right now (0 when it is off).
+   * They are HTTP/2 streams, so `close()` waits for them like any call.
+   */
+  fastUnaryInFlight(): number;
 }
 
 // Per-socket HTTP/1 bookkeeping, stored on the socket to avoid a Map lookup.
@@ -230,6 +250,36 @@ export function createServerStack(options: ServerStackOptions): ServerStack {
     interceptors,
     shutdownSignal: shutdown.signal,
   });
+
+  // The fast path cannot run interceptors, request gates or context values;
+  // rather than silently skipping them, it is not used when they are set.
+  let fast: FastUnary | undefined;
+  if (options.fastUnary !== undefined && options.fastUnary.length > 0) {
+    const blockers = [
+      (options.interceptors?.length ?? 0) > 0 ? "interceptors" : undefined,
+      options.adapter?.requestGate !== undefined ? "adapter.requestGate" : undefined,
+      options.adapter?.contextValues !== undefined ? "adapter.contextValues" : undefined,
+    ].filter((b) => b !== undefined);
+    if (blockers.length > 0) {
+      logger.info("unary fast path disabled", { reason: `${blockers.join(", ")} set` });
+    } else {
+      fast = createFastUnary(options.fastUnary, {
+        readMaxBytes: maxMessageBytes,
+        shutdownSignal: shutdown.signal,
+        logger,
+        jsonOptions: options.adapter?.jsonOptions,
+      });
+    }
+  }
+  // HTTP/2 requests (cleartext or TLS) try the fast path first.
+  const http2Handler =
+    fast === undefined
+      ? handler
+      : (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+          if (!fast.handle(req, res)) {
+            handler(req, res);
+          }
+        };
 
   // --- connection tracking ------------------------------------------------
   const sockets = new Set<net.Socket>();
@@ -303,7 +353,7 @@ export function createServerStack(options: ServerStackOptions): ServerStack {
       } as http2.SecureServerOptions,
       (req, res) => {
         if (req.httpVersionMajor === 2) {
-          handler(req, res);
+          http2Handler(req, res);
         } else {
           http1Handler(req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse);
         }
@@ -324,7 +374,7 @@ export function createServerStack(options: ServerStackOptions): ServerStack {
     listener = secure;
   } else {
     const h1 = http.createServer(http1Handler);
-    const h2 = http2.createServer(h2Options, handler);
+    const h2 = http2.createServer(h2Options, http2Handler);
     h2.on("session", onSession);
     h2.on("sessionError", (err) => logger.debug("http2 session error", { error: err }));
     const toHttp1 = (socket: net.Socket) => {
@@ -493,6 +543,7 @@ export function createServerStack(options: ServerStackOptions): ServerStack {
       http1Connections: http1Sockets.size,
       forcedCloses,
     }),
+    fastUnaryInFlight: () => fast?.inFlight ?? 0,
   };
 }
 
