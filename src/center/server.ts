@@ -7,6 +7,7 @@ import { CenterAdminService } from "../../gen/scripwire/v1/admin_pb.js";
 import { PaymentCenterService } from "../../gen/scripwire/v1/center_pb.js";
 import type { Ledger } from "../ledger/ledger.js";
 import { openLedger } from "../ledger/open.js";
+import { createRateLimiterCore, rateLimitService, remoteAddressContextValues, type RateLimitOptions } from "../server/limits.js";
 import { createServerStack, type ServerStack } from "../server/stack.js";
 import { PaymentCenter, type CenterConfig } from "./center.js";
 import { centerAdminService, paymentCenterService } from "./service.js";
@@ -27,6 +28,12 @@ export interface CenterServerOptions extends CenterConfig {
    * Default true.
    */
   fastPath?: boolean;
+  /**
+   * Per-customer and per-address rate limits (src/server/limits.ts), enforced
+   * on the fast path too. Default: off for the library (tests, benchmarks,
+   * embedding); `scripwire center serve` turns them on.
+   */
+  rateLimits?: RateLimitOptions | false;
 }
 
 /** The PaymentCenterService methods every payment and issuance makes (M3, M4, M6, S3, S4, S6). */
@@ -44,7 +51,10 @@ export async function startCenterServer(opts: CenterServerOptions): Promise<Runn
   const ledger = opts.ledger ?? (await openLedger(opts.database ?? join(opts.dataDir ?? "data", "center.sqlite")));
   const center = new PaymentCenter(ledger, opts);
   await center.start();
-  const paymentImpl = paymentCenterService(center);
+  const limiter = opts.rateLimits ? createRateLimiterCore(opts.rateLimits) : undefined;
+  const paymentImpl = limiter
+    ? rateLimitService(PaymentCenterService, paymentCenterService(center), limiter)
+    : paymentCenterService(center);
   const stack: ServerStack = createServerStack({
     services: [PaymentCenterService, CenterAdminService],
     routes: (router) => {
@@ -54,6 +64,7 @@ export async function startCenterServer(opts: CenterServerOptions): Promise<Runn
     host: opts.host ?? "127.0.0.1",
     port: opts.port ?? 0,
     tls: opts.tls,
+    adapter: limiter ? { contextValues: remoteAddressContextValues } : undefined,
     fastUnary:
       opts.fastPath === false ? undefined : [{ service: PaymentCenterService, impl: paymentImpl, methods: CENTER_FAST_METHODS }],
   });

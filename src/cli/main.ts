@@ -51,6 +51,8 @@ const centerServe: Command = {
     { name: "redeem-threshold", description: "minimum redemption (smallest units)", default: "1000" },
     { name: "tls-cert", description: "PEM certificate file (enables TLS)" },
     { name: "tls-key", description: "PEM private key file" },
+    { name: "rate-per-customer", description: "requests per second per customer (0 = unlimited)", default: "20" },
+    { name: "rate-per-address", description: "requests per second per client address (0 = unlimited)", default: "1000" },
   ],
   async run(o) {
     const currencies = o.require("currencies").split(",").map((c) => c.trim()).filter(Boolean);
@@ -67,6 +69,7 @@ const centerServe: Command = {
       port: o.int("port"),
       adminToken: o.require("admin-token"),
       tls: tlsCert ? { cert: readFileSync(tlsCert), key: readFileSync(o.require("tls-key")) } : undefined,
+      rateLimits: rateLimitsFrom(o),
     });
     print(o.json, { url: running.url, port: running.port, engine: running.ledger.engine }, `payment center listening on ${running.url} (${running.ledger.engine} ledger)`);
     await waitForSignal(() => running.close());
@@ -182,6 +185,7 @@ const sellerServe: Command = {
     { name: "catalog", description: "seller config JSON (vendor id, vendorKeys, catalog, campaigns)" },
     { name: "host", description: "address to listen on", default: "127.0.0.1" },
     { name: "port", description: "port (0 = any free port)", default: "7200" },
+    { name: "rate-per-address", description: "requests per second per client address (0 = unlimited)", default: "1000" },
     { name: "tls-cert", description: "PEM certificate file (enables TLS)" },
     { name: "tls-key", description: "PEM private key file" },
   ],
@@ -192,6 +196,7 @@ const sellerServe: Command = {
       host: o.get("host"),
       port: o.int("port"),
       tls: tlsCert ? { cert: readFileSync(tlsCert), key: readFileSync(o.require("tls-key")) } : undefined,
+      rateLimits: rateLimitsFrom(o),
     });
     print(o.json, { url: running.url, port: running.port }, `seller listening on ${running.url}`);
     await waitForSignal(() => running.close());
@@ -262,6 +267,16 @@ const audit: Command = {
     }
   },
 };
+
+/** Token buckets with a burst of twice the rate; 0 turns a limit off. */
+function rateLimitsFrom(o: Options) {
+  const bucket = (name: string) => {
+    if (!o.has(name)) return false as const;
+    const rate = o.int(name) ?? 0;
+    return rate === 0 ? (false as const) : { ratePerSecond: rate, burst: rate * 2 };
+  };
+  return { perCustomer: bucket("rate-per-customer"), perAddress: bucket("rate-per-address") };
+}
 
 function parseAmount(s: string): bigint {
   if (!/^[0-9]+$/.test(s)) throw new UsageError(`amount must be a non-negative integer in the currency's smallest unit, got ${s}`);

@@ -104,6 +104,11 @@ export class Options {
     return s.default;
   }
 
+  /** Whether the command declares this option. */
+  has(name: string): boolean {
+    return this.specs.some((s) => s.name === name);
+  }
+
   require(name: string): string {
     const v = this.get(name);
     if (v === undefined || v === "") throw new UsageError(`--${name} is required (or set ${this.spec(name).env ?? `SCRIPWIRE_${name.toUpperCase().replace(/-/g, "_")}`})`);

@@ -1,4 +1,5 @@
 import { SellerService } from "../../gen/scripwire/v1/seller_pb.js";
+import { createRateLimiterCore, rateLimitService, remoteAddressContextValues, type RateLimitOptions } from "../server/limits.js";
 import { createServerStack } from "../server/stack.js";
 import type { SellerConfig } from "./catalog.js";
 import { Seller } from "./seller.js";
@@ -9,6 +10,8 @@ export interface SellerServerOptions {
   host?: string;
   port?: number;
   tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Per-address rate limits (M1/S1 carry no hash proving a customer id, so none per customer). Default off; the CLI turns them on. */
+  rateLimits?: RateLimitOptions | false;
 }
 
 export interface RunningSeller {
@@ -20,9 +23,12 @@ export interface RunningSeller {
 
 export async function startSellerServer(opts: SellerServerOptions): Promise<RunningSeller> {
   const seller = new Seller(opts.config);
+  const limiter = opts.rateLimits ? createRateLimiterCore({ perCustomer: false, ...opts.rateLimits }) : undefined;
+  const impl = limiter ? rateLimitService(SellerService, sellerService(seller), limiter) : sellerService(seller);
   const stack = createServerStack({
     services: [SellerService],
-    routes: (router) => router.service(SellerService, sellerService(seller)),
+    routes: (router) => router.service(SellerService, impl),
+    adapter: limiter ? { contextValues: remoteAddressContextValues } : undefined,
     host: opts.host ?? "127.0.0.1",
     port: opts.port ?? 0,
     tls: opts.tls,

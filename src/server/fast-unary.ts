@@ -84,6 +84,8 @@ export interface FastUnaryOptions {
   logger?: Logger;
   /** JSON options for error bodies (the adapter's `jsonOptions`). */
   jsonOptions?: Partial<JsonWriteOptions>;
+  /** The adapter's `contextValues`, so handlers see the same values (e.g. the remote address) on both paths. */
+  contextValues?: (req: http2.Http2ServerRequest) => ReturnType<typeof createContextValues>;
 }
 
 export interface FastUnary {
@@ -131,6 +133,7 @@ const serverFaultCodes: ReadonlySet<Code> = new Set([Code.Unknown, Code.Internal
  *   implementation (a typo would otherwise silently disable the fast path).
  */
 export function createFastUnary(services: readonly FastUnaryService[], options: FastUnaryOptions): FastUnary {
+  const contextValuesOf = options.contextValues;
   const routes = new Map<string, Route>();
   for (const { service, impl, methods } of services) {
     for (const name of methods) {
@@ -380,7 +383,7 @@ export function createFastUnary(services: readonly FastUnaryService[], options: 
           return (call.responseTrailer ??= new Headers());
         },
         get values() {
-          return (values ??= createContextValues());
+          return (values ??= contextValuesOf ? contextValuesOf(call.req) : createContextValues());
         },
       } as HandlerContext;
     }

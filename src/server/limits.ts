@@ -31,7 +31,8 @@
  *   adapter: { contextValues: remoteAddressContextValues },
  * });
  */
-import { Code, ConnectError, createContextKey, createContextValues, type ContextValues, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, createContextValues, type ContextValues, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import type { DescService } from "@bufbuild/protobuf";
 import type http from "node:http";
 import type http2 from "node:http2";
 import { isIPv6 } from "node:net";
@@ -228,4 +229,57 @@ export function createRateLimiter(opts: RateLimitOptions = {}): RateLimiter {
 /** A Connect interceptor enforcing per-address and per-customer rate limits. */
 export function createRateLimitInterceptor(opts: RateLimitOptions = {}): Interceptor {
   return createRateLimiter(opts).interceptor;
+}
+
+/**
+ * The same limits applied around a service implementation instead of as an
+ * interceptor. The stack's unary fast path runs no interceptors, so the
+ * center wraps its handlers with this: both paths then enforce one set of
+ * buckets (the remote address comes from the adapter's context values, which
+ * the fast path provides too). Streaming methods are passed through.
+ */
+export function rateLimitService<T extends object>(service: DescService, impl: T, limiter: RateLimiterCore): T {
+  const wrapped: Record<string, unknown> = { ...(impl as Record<string, unknown>) };
+  for (const m of service.methods) {
+    if (m.methodKind !== "unary") continue;
+    const fn = (impl as Record<string, unknown>)[m.localName];
+    if (typeof fn !== "function") continue;
+    const exempt = limiter.isExempt(service.typeName, m.name);
+    if (exempt) continue;
+    wrapped[m.localName] = async (req: unknown, ctx: HandlerContext) => {
+      const address = ctx.values.get(REMOTE_ADDRESS);
+      if (limiter.addresses && address) {
+        const wait = limiter.addresses.take(addressKey(address));
+        if (wait > 0) throw limited("from this address", wait);
+      }
+      const customer = limiter.customers ? customerOf(req) : undefined;
+      if (!customer) return (fn as (r: unknown, c: HandlerContext) => unknown).call(impl, req, ctx);
+      const wait = limiter.customers!.take(customer);
+      if (wait > 0) throw limited("for this customer", wait);
+      try {
+        return await (fn as (r: unknown, c: HandlerContext) => unknown).call(impl, req, ctx);
+      } catch (e) {
+        if (e instanceof ConnectError && NOT_PROVEN.has(e.code)) limiter.customers!.refund(customer);
+        throw e;
+      }
+    };
+  }
+  return wrapped as T;
+}
+
+/** Buckets and exemptions, without the interceptor: what {@link rateLimitService} needs. */
+export interface RateLimiterCore {
+  customers: TokenBuckets | undefined;
+  addresses: TokenBuckets | undefined;
+  isExempt(service: string, method: string): boolean;
+}
+
+export function createRateLimiterCore(opts: RateLimitOptions = {}): RateLimiterCore {
+  const r = createRateLimiter(opts);
+  const exempt = opts.exempt ?? DEFAULT_EXEMPT;
+  return {
+    customers: r.customers,
+    addresses: r.addresses,
+    isExempt: (service, method) => exempt.includes(`${service}/${method}`) || exempt.includes(`${service}/*`),
+  };
 }

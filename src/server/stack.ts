@@ -251,14 +251,14 @@ export function createServerStack(options: ServerStackOptions): ServerStack {
     shutdownSignal: shutdown.signal,
   });
 
-  // The fast path cannot run interceptors, request gates or context values;
+  // The fast path cannot run interceptors or request gates (it does give
+  // handlers the adapter's context values);
   // rather than silently skipping them, it is not used when they are set.
   let fast: FastUnary | undefined;
   if (options.fastUnary !== undefined && options.fastUnary.length > 0) {
     const blockers = [
       (options.interceptors?.length ?? 0) > 0 ? "interceptors" : undefined,
       options.adapter?.requestGate !== undefined ? "adapter.requestGate" : undefined,
-      options.adapter?.contextValues !== undefined ? "adapter.contextValues" : undefined,
     ].filter((b) => b !== undefined);
     if (blockers.length > 0) {
       logger.info("unary fast path disabled", { reason: `${blockers.join(", ")} set` });
@@ -268,6 +268,7 @@ export function createServerStack(options: ServerStackOptions): ServerStack {
         shutdownSignal: shutdown.signal,
         logger,
         jsonOptions: options.adapter?.jsonOptions,
+        contextValues: options.adapter?.contextValues as never,
       });
     }
   }
