@@ -72,7 +72,7 @@ import {
 } from "../../gen/scripwire/v1/types_pb.js";
 import { offerInput } from "../crypto/canonical.js";
 import { MAC_BYTES } from "../crypto/mac.js";
-import { decryptCustomSecret as _unused, encryptCustomSecret, openSessionKey, SEALED_SESSION_KEY_BYTES } from "../crypto/registration.js";
+import { encryptCustomSecret, openSessionKey, SEALED_SESSION_KEY_BYTES } from "../crypto/registration.js";
 import {
   computeCertificate,
   computeMessageHash,
@@ -82,13 +82,12 @@ import {
   verifyOfferMac,
   verifySettlementsMac,
 } from "../crypto/scrip-auth.js";
-import { LedgerError, type Ledger, type LedgerResult, type Refusal, type ScripRow, type TransactionRecord, type VendorKeyRecord, type VendorRecord } from "../ledger/ledger.js";
+import { LedgerError, type ExecuteOp, type Ledger, type LedgerResult, type Refusal, type ScripRow, type TransactionRecord, type VendorKeyRecord, type VendorRecord } from "../ledger/ledger.js";
 import { I64_MAX } from "../money.js";
 import { alreadyExists, failedPrecondition, invalidArgument, unauthenticated, unavailable } from "../protocol/errors.js";
 import { cmdCode, header, P_COUNT_MAX } from "../protocol/header.js";
 import { KeyRing } from "./keyring.js";
 
-void _unused;
 
 export interface CenterConfig {
   /** How the center names itself in every scrip's vendor_id; a scrip naming another issuer is foreign. */
@@ -474,9 +473,8 @@ export class PaymentCenter {
           return m5;
         }
         // Fast path for a retransmitted M4 whose M5 was lost: same reply, nothing moves.
-        if ((tx.state === "executed" || tx.state === "confirmed") && tx.inSerial === scrip.scrip.scripId!.serialNumber && tx.executeReply) {
-          return fromBinary(IssueResponseSchema, tx.executeReply);
-        }
+        const stored = storedExecuteReply(tx, scrip);
+        if (stored) return fromBinary(IssueResponseSchema, stored);
         if (this.expired(scrip)) return refuse(CmdType.GM5_2, "EXPIRED", EXPIRED_MESSAGE);
         const value = scrip.scrip.value + tx.amount;
         if (value > I64_MAX) return refuse(CmdType.GM5_3, "OVERFLOW", "the issued value would overflow the scrip");
@@ -489,16 +487,7 @@ export class PaymentCenter {
           newScripHash: this.hashFor(cs, CmdType.GM5_1, req.tranId, 0, out.scrip),
           pCount: 0,
         });
-        const r = await this.ledger.executeIssue({
-          vendorId: tx.vendorId,
-          tranId: tx.tranId,
-          customerSerial: customer,
-          inSerial: scrip.scrip.scripId!.serialNumber,
-          inValue: scrip.scrip.value,
-          out: out.row,
-          reply: toBinary(IssueResponseSchema, reply),
-          now: this.nowSec(),
-        });
+        const r = await this.ledger.executeIssue(this.executeOp(tx, scrip, out.row, toBinary(IssueResponseSchema, reply)));
         if (r.status === "done") return reply;
         if (r.status === "replayed") return fromBinary(IssueResponseSchema, r.reply);
         if (r.refusal === "STATE_CHANGED") continue;
@@ -510,6 +499,20 @@ export class PaymentCenter {
       if (isProtocolError(e)) throw e;
       return refuse(CmdType.GM5_4, "SERVER_ERROR", "the payment server failed to process the request; retransmit with pCount + 1");
     }
+  }
+
+  /** M4/S4's ledger operation: spend the presented scrip, make `out` live, store the reply. */
+  private executeOp(tx: TransactionRecord, scrip: ScripType, out: ScripRow, reply: Uint8Array): ExecuteOp {
+    return {
+      vendorId: tx.vendorId,
+      tranId: tx.tranId,
+      customerSerial: scrip.scrip!.customId!.serialNumber,
+      inSerial: scrip.scrip!.scripId!.serialNumber,
+      inValue: scrip.scrip!.value,
+      out,
+      reply,
+      now: this.nowSec(),
+    };
   }
 
   /**
@@ -524,7 +527,6 @@ export class PaymentCenter {
     presentedSerial: bigint,
     build: (restored: { scrip: ScripType } | undefined) => { $typeName: string },
   ): Promise<LedgerResult | "retry"> {
-    void cs;
     if (tx.state === "cancelled" && tx.cancelReply) return { status: "replayed", reply: tx.cancelReply };
     if (tx.state === "confirmed") return { status: "refused", refusal: "TRANSACTION_STATE", detail: "already confirmed; it can no longer be cancelled" };
     let restored: { scrip: ScripType; row: ScripRow } | undefined;
@@ -536,8 +538,6 @@ export class PaymentCenter {
       restored = this.newScrip(this.algorithms[0]!, presented, before, presented.scrip!.ad);
     }
     const reply = build(restored ? { scrip: restored.scrip } : undefined);
-    const schema = tx.kind === "issue" ? undefined : undefined;
-    void schema;
     let r: LedgerResult;
     try {
       r = await this.ledger.cancel({
@@ -671,9 +671,8 @@ export class PaymentCenter {
           }
           return s5;
         }
-        if ((tx.state === "executed" || tx.state === "confirmed") && tx.inSerial === scrip.scrip.scripId!.serialNumber && tx.executeReply) {
-          return fromBinary(PayResponseSchema, tx.executeReply);
-        }
+        const stored = storedExecuteReply(tx, scrip);
+        if (stored) return fromBinary(PayResponseSchema, stored);
         if (this.expired(scrip)) return refuse(CmdType.PM5_2, "EXPIRED", EXPIRED_MESSAGE);
         if (scrip.scrip.value < tx.amount) {
           return refuse(CmdType.PM5_2, "INSUFFICIENT_VALUE", `the scrip holds ${scrip.scrip.value} ${tx.currency}; the price is ${tx.amount}. Earn more first`);
@@ -685,16 +684,7 @@ export class PaymentCenter {
           newScripHash: this.hashFor(cs, CmdType.PM5_1, order.tranId, 0, out.scrip),
           pCount: 0,
         });
-        const r = await this.ledger.executePayment({
-          vendorId: tx.vendorId,
-          tranId: tx.tranId,
-          customerSerial: customer,
-          inSerial: scrip.scrip.scripId!.serialNumber,
-          inValue: scrip.scrip.value,
-          out: out.row,
-          reply: toBinary(PayResponseSchema, reply),
-          now: this.nowSec(),
-        });
+        const r = await this.ledger.executePayment(this.executeOp(tx, scrip, out.row, toBinary(PayResponseSchema, reply)));
         if (r.status === "done") return reply;
         if (r.status === "replayed") return fromBinary(PayResponseSchema, r.reply);
         if (r.refusal === "STATE_CHANGED") continue;
@@ -918,6 +908,15 @@ export function toSettlement(r: { sequence: bigint; kind: string; vendorId: stri
     item: r.item,
     settledAtUnix: r.settledAt,
   });
+}
+
+/**
+ * The stored M5/S5 when this request retransmits one that already executed
+ * with the same scrip: a lost reply is recovered byte for byte, nothing moves.
+ */
+function storedExecuteReply(tx: TransactionRecord, presented: ScripType): Uint8Array | undefined {
+  const executed = tx.state === "executed" || tx.state === "confirmed";
+  return executed && tx.inSerial === presented.scrip!.scripId!.serialNumber ? (tx.executeReply ?? undefined) : undefined;
 }
 
 function stateOf(tx: TransactionRecord): TransactionState {
