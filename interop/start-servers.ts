@@ -99,6 +99,7 @@ async function main(): Promise<void> {
         redeemThreshold: { [CURRENCY]: 10n },
         dataDir,
         database: join(dataDir, "center.sqlite"),
+        createLedger: true,
         host: HOST,
         port,
         adminToken,

@@ -5,7 +5,7 @@
 import test from "ava";
 import Database from "better-sqlite3";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -19,6 +19,8 @@ function run(args: string[], env: Record<string, string> = {}) {
 }
 
 async function serveCenter(dataDir: string): Promise<{ url: string; stop: () => Promise<void> }> {
+  const init = run(["center", "init", "--data-dir", dataDir, "--json"]);
+  if (init.code !== 0) throw new Error(`center init failed: ${init.err}`);
   const child = spawn(process.execPath, [BIN, "center", "serve", "--port", "0", "--data-dir", dataDir, "--json"], {
     env: { ...process.env, SCRIPWIRE_LOG: "silent", SCRIPWIRE_ADMIN_TOKEN: TOKEN },
     stdio: ["ignore", "pipe", "inherit"],
@@ -42,6 +44,7 @@ test("every command answers --help with exit 0", (t) => {
   const commands = [
     [],
     ["center", "serve"],
+    ["center", "init"],
     ["center", "admin", "create-vendor"],
     ["seller", "settlements"],
     ["audit"],
@@ -62,6 +65,35 @@ test("usage errors exit 2 and say what is wrong", (t) => {
   const audit = run(["audit", "--database", join(tmpdir(), "does-not-exist.sqlite")]);
   t.is(audit.code, 2);
   t.regex(audit.err, /no ledger database/);
+});
+
+test("center serve refuses a missing or empty ledger; center init creates it once", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "scripwire-cli-init-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const serve = () => run(["center", "serve", "--port", "0", "--data-dir", dir], { SCRIPWIRE_ADMIN_TOKEN: TOKEN });
+  const missing = serve();
+  t.is(missing.code, 1);
+  t.regex(missing.err, /no ledger database file/);
+  t.regex(missing.err, /scripwire center init/);
+  t.false(existsSync(join(dir, "center.sqlite")), "serve must not create the file it refused");
+  // An empty file (what a power cut with synchronous=OFF can leave) is refused too.
+  writeFileSync(join(dir, "center.sqlite"), "");
+  t.regex(serve().err, /file is empty/);
+  rmSync(join(dir, "center.sqlite"));
+  // A SQLite file with a schema but no keys: never initialised.
+  const empty = new Database(join(dir, "center.sqlite"));
+  empty.exec("CREATE TABLE keys (kind TEXT, secret_id INTEGER, key BLOB, created_at INTEGER)");
+  empty.close();
+  const noKeys = serve();
+  t.is(noKeys.code, 1);
+  t.regex(noKeys.err, /holds no center keys/);
+  rmSync(join(dir, "center.sqlite"));
+  const init = run(["center", "init", "--data-dir", dir, "--json"]);
+  t.is(init.code, 0, init.err);
+  t.true(JSON.parse(init.out).keys.includes("certificate#1"));
+  const again = run(["center", "init", "--data-dir", dir]);
+  t.is(again.code, 1);
+  t.regex(again.err, /already exists/);
 });
 
 test("center serve, admin commands, and audit on a live and on a corrupted ledger", async (t) => {

@@ -10,6 +10,7 @@ import { openLedger } from "../ledger/open.js";
 import { createRateLimiterCore, rateLimitService, remoteAddressContextValues, type RateLimitOptions } from "../server/limits.js";
 import { createServerStack, type ServerStack } from "../server/stack.js";
 import { PaymentCenter, type CenterConfig } from "./center.js";
+import { openExistingLedger } from "./init.js";
 import { centerAdminService, paymentCenterService } from "./service.js";
 
 export interface CenterServerOptions extends CenterConfig {
@@ -22,6 +23,12 @@ export interface CenterServerOptions extends CenterConfig {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** An already-open ledger (tests, benchmarks); `database` is ignored then. */
   ledger?: Ledger;
+  /**
+   * Create the ledger and its keys when there is none (default: only for an
+   * already-open `ledger`). `scripwire center serve` never does: it refuses a
+   * missing or empty ledger (see init.ts); `scripwire center init` creates it.
+   */
+  createLedger?: boolean;
   /**
    * Serve the payment and issuance calls on the stack's unary fast path
    * (src/server/fast-unary.ts): same answers, about half the CPU per call.
@@ -48,7 +55,8 @@ export interface RunningCenter {
 }
 
 export async function startCenterServer(opts: CenterServerOptions): Promise<RunningCenter> {
-  const ledger = opts.ledger ?? (await openLedger(opts.database ?? join(opts.dataDir ?? "data", "center.sqlite")));
+  const database = opts.database ?? join(opts.dataDir ?? "data", "center.sqlite");
+  const ledger = opts.ledger ?? (opts.createLedger ? await openLedger(database) : await openExistingLedger(database));
   const center = new PaymentCenter(ledger, opts);
   await center.start();
   const limiter = opts.rateLimits ? createRateLimiterCore(opts.rateLimits) : undefined;

@@ -47,6 +47,8 @@ export const demoCommand: Command = {
       redeemThreshold: { [DEMO_CURRENCY]: 1000n },
       dataDir: dir,
       adminToken,
+      // The demo's ledger is new by design: created here rather than by `center init`.
+      createLedger: true,
     });
     let seller: Awaited<ReturnType<typeof startSellerServer>> | undefined;
     let wallet: Wallet | undefined;

@@ -11,6 +11,8 @@ import { createTransport, type WireProtocol } from "../client/transport.js";
 import { computeSettlementsMac } from "../crypto/scrip-auth.js";
 import { openLedger } from "../ledger/open.js";
 import { startCenterServer } from "../center/server.js";
+import { describeDatabase, initLedger, isPostgresUrl } from "../center/init.js";
+import { join } from "node:path";
 import { loadSellerConfig } from "../seller/catalog.js";
 import { startSellerServer } from "../seller/server.js";
 import { EXIT, helpText, Options, parseArgs, print, UsageError, type Command, type OptionSpec } from "./options.js";
@@ -20,7 +22,8 @@ const TOP_HELP = `Usage: scripwire <command> [options]
 Hash-authenticated micropayments (KR 10-0284579) over Connect and gRPC.
 
 Commands:
-  center serve              run a payment center
+  center init               create a center's ledger and keys (once, before serve)
+  center serve              run a payment center (refuses a missing or empty ledger)
   center admin <action>     administer a center (create-vendor, rotate-vendor-secret,
                             create-campaign, fund-campaign, list-campaigns,
                             rotate-keys, payouts, audit)
@@ -34,6 +37,27 @@ Commands:
 
 Run 'scripwire <command> --help' for a command's options.`;
 
+
+const centerInit: Command = {
+  usage: "scripwire center init [--data-dir <dir> | --database <file|postgres://url>]",
+  summary: "Create a center's ledger and the first generation of its keys. Refuses where a ledger already exists.",
+  options: [
+    { name: "data-dir", description: "directory for the embedded SQLite ledger", default: "data" },
+    { name: "database", description: "postgres:// URL or SQLite file (overrides --data-dir)" },
+  ],
+  async run(o) {
+    const database = o.get("database") ?? join(o.require("data-dir"), "center.sqlite");
+    const where = describeDatabase(database);
+    const ledger = await openLedger(database);
+    try {
+      const r = await initLedger(ledger, where);
+      print(o.json, { database: where, keys: r.keys }, `ledger created at ${where} with keys ${r.keys.join(", ")}\nstart the center with: scripwire center serve ${isPostgresUrl(database) ? "--database <url>" : `--data-dir ${o.get("database") ? "<dir>" : o.require("data-dir")}`}`);
+      return EXIT.OK;
+    } finally {
+      await ledger.close();
+    }
+  },
+};
 
 const centerServe: Command = {
   usage: "scripwire center serve [options]",
@@ -308,6 +332,7 @@ async function loadGroup(name: string): Promise<Record<string, Command> | undefi
 async function resolve(argv: string[]): Promise<{ cmd: Command; rest: string[] } | undefined> {
   const [a, b, c] = argv;
   if (a === "center" && b === "serve") return { cmd: centerServe, rest: argv.slice(2) };
+  if (a === "center" && b === "init") return { cmd: centerInit, rest: argv.slice(2) };
   if (a === "center" && b === "admin" && c && adminActions[c]) return { cmd: adminActions[c]!, rest: argv.slice(3) };
   if (a === "seller" && b === "serve") return { cmd: sellerServe, rest: argv.slice(2) };
   if (a === "seller" && b === "settlements") return { cmd: sellerSettlements, rest: argv.slice(2) };

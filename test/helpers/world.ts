@@ -88,6 +88,7 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
       redeemThreshold: { [WORLD_CURRENCY]: opts.redeemThreshold ?? 50n },
       clock: opts.clock,
       dataDir: dir,
+      createLedger: true,
       host: "127.0.0.1",
       port: 0,
       adminToken,

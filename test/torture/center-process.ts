@@ -58,6 +58,17 @@ export class CenterProcess {
     return this.child?.pid;
   }
 
+  /** `scripwire center init` on the data directory: serve refuses a ledger that was never created. */
+  async init(): Promise<void> {
+    const o = this.opts;
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("SCRIPWIRE_")));
+    const child = spawn(process.execPath, [CLI, "center", "init", "--json", "--data-dir", o.dataDir], { cwd: REPO_ROOT, env: { ...env, SCRIPWIRE_LOG: "error" }, stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout!.pipe(this.log, { end: false });
+    child.stderr!.pipe(this.log, { end: false });
+    const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+    if (code !== 0) throw new Error(`scripwire center init exited ${code}; log: ${o.logPath}`);
+  }
+
   /** Spawns the CLI and resolves once it prints its listening line. */
   async start(): Promise<void> {
     if (this.child) throw new Error("center already running");

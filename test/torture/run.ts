@@ -153,6 +153,7 @@ async function main(): Promise<number> {
   const restartMs: number[] = [];
 
   try {
+    await center.init();
     await center.start();
     const adminTransport = createTransport(center.url, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     const admin = createClient(CenterAdminService, adminTransport);
