@@ -8,7 +8,8 @@
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { basename, extname } from "node:path";
-import { SellerClient, type WireProtocol } from "../wallet/client.js";
+import type { WireProtocol } from "../wallet/client.js";
+import { SellerClient } from "../wallet/connect-node.js";
 import { ScripwireError, RefusedError } from "../wallet/errors.js";
 import { FileWalletStore } from "../wallet/store.js";
 import { Wallet, type Delivery } from "../wallet/wallet.js";

@@ -15,6 +15,7 @@
  * No field is ever skipped: "every field is covered" is what makes the MACs
  * bind the whole message.
  */
+import { bytesToHex } from "@noble/hashes/utils.js";
 import type {
   IdType,
   Offer,
@@ -263,6 +264,7 @@ export function customSecretInput(secretId: number, serialNumber: bigint): Uint8
   return w.finish();
 }
 
+/** Lower-case hex; platform-neutral (no Buffer), so the browser wallet bundles this file unchanged. */
 export function toHex(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
+  return bytesToHex(b);
 }

@@ -1,15 +1,13 @@
 /**
  * Thin typed clients for the payment center and a seller: one method per RPC,
  * a default deadline on every call, and every failure turned into a typed
- * wallet error (see errors.ts). No protocol logic here; wallet.ts
- * orchestrates the steps.
- *
- * Each client owns its HTTP/2 session so `close()` ends it at once instead of
- * leaving an idle connection for the server to wait on.
+ * wallet error (see errors.ts). No protocol logic here (steps.ts and core.ts
+ * run the protocol) and no transport either: a {@link Connection} is
+ * injected, made by connect-node.ts in Node and connect-web.ts in the
+ * browser, so this file bundles for both.
  */
-import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport, createGrpcWebTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import {
   PaymentCenterService,
   type ConfirmIssueRequestSchema,
@@ -49,53 +47,32 @@ export type WireProtocol = "connect" | "grpc" | "grpc-web";
 /** Default per-call deadline: long enough for a group commit under load, short enough that a dead server is noticed. */
 export const CALL_TIMEOUT_MS_DEFAULT = 10_000;
 
-export interface ClientOptions {
-  /** Wire protocol. Default "connect" (Connect over HTTP/2). */
-  protocol?: WireProtocol;
-  /** Deadline of every call in milliseconds. Default {@link CALL_TIMEOUT_MS_DEFAULT}. */
-  timeoutMs?: number;
-  /** PEM CA to trust for https:// URLs (self-signed test certificates). */
-  ca?: string | Buffer;
-  /** Use this transport instead of opening one (in-memory router transports in tests). */
-  transport?: Transport;
-}
-
-interface Owned {
+/** A transport and how to end it (an HTTP/2 session in Node; nothing to end for fetch in the browser). */
+export interface Connection {
   transport: Transport;
   close(): void;
 }
 
-function openTransport(baseUrl: string, opts: ClientOptions): Owned {
-  if (opts.transport) return { transport: opts.transport, close: () => {} };
-  const protocol = opts.protocol ?? "connect";
-  const nodeOptions = opts.ca ? { ca: opts.ca } : undefined;
-  if (protocol === "grpc-web") {
-    return { transport: createGrpcWebTransport({ baseUrl, httpVersion: "1.1", nodeOptions }), close: () => {} };
-  }
-  const sessionManager = new Http2SessionManager(baseUrl, undefined, nodeOptions);
-  const transport =
-    protocol === "grpc"
-      ? createGrpcTransport({ baseUrl, sessionManager })
-      : createConnectTransport({ baseUrl, httpVersion: "2", sessionManager });
-  return { transport, close: () => sessionManager.abort() };
-}
+/** Opens a connection to a center or seller; the wallet core's only way to reach the network. */
+export type Connector = (baseUrl: string, role: "center" | "seller") => Connection;
 
-type Init<S> = S extends import("@bufbuild/protobuf").DescMessage ? MessageInitShape<S> : never;
+type Init<S> = S extends DescMessage ? MessageInitShape<S> : never;
 
 abstract class BaseClient<S extends typeof PaymentCenterService | typeof SellerService> {
   protected readonly raw: Client<S>;
-  private readonly owned: Owned;
+  private readonly owned: Connection;
   private readonly timeoutMs: number;
 
   constructor(
     readonly baseUrl: string,
     service: S,
     private readonly serverName: string,
-    opts: ClientOptions = {},
+    connection: Connection,
+    timeoutMs?: number,
   ) {
-    this.owned = openTransport(baseUrl, opts);
-    this.raw = createClient(service, this.owned.transport);
-    this.timeoutMs = opts.timeoutMs ?? CALL_TIMEOUT_MS_DEFAULT;
+    this.owned = connection;
+    this.raw = createClient(service, connection.transport);
+    this.timeoutMs = timeoutMs ?? CALL_TIMEOUT_MS_DEFAULT;
   }
 
   /** Runs one call with the deadline, mapping any failure to a typed error whose cmdType is `cmd`. */
@@ -118,7 +95,7 @@ abstract class BaseClient<S extends typeof PaymentCenterService | typeof SellerS
  *
  * @example
  * ```ts
- * const center = new CenterClient("http://127.0.0.1:7100", { protocol: "grpc" });
+ * const center = new CenterRpc("http://127.0.0.1:7100", connectNode("http://127.0.0.1:7100", { protocol: "grpc" }));
  * const info = await center.getCenterInfo();
  * center.close();
  * ```
@@ -126,9 +103,9 @@ abstract class BaseClient<S extends typeof PaymentCenterService | typeof SellerS
  * @throws {AuthenticationError} a message hash or offer MAC did not verify.
  * @throws {RefusedError} FAILED_PRECONDITION and similar status refusals.
  */
-export class CenterClient extends BaseClient<typeof PaymentCenterService> {
-  constructor(baseUrl: string, opts: ClientOptions = {}) {
-    super(baseUrl, PaymentCenterService, "payment center", opts);
+export class CenterRpc extends BaseClient<typeof PaymentCenterService> {
+  constructor(baseUrl: string, connection: Connection, timeoutMs?: number) {
+    super(baseUrl, PaymentCenterService, "payment center", connection, timeoutMs);
   }
   getCenterInfo(): Promise<GetCenterInfoResponse> {
     return this.call("GetCenterInfo", (o) => this.raw.getCenterInfo({}, o));
@@ -167,16 +144,16 @@ export class CenterClient extends BaseClient<typeof PaymentCenterService> {
  *
  * @example
  * ```ts
- * const seller = new SellerClient("http://127.0.0.1:7200");
+ * const seller = new SellerRpc("http://127.0.0.1:7200", connection);
  * const { entries, campaignItems } = await seller.getCatalog();
  * seller.close();
  * ```
  * @throws {UnavailableError} the seller could not be reached or timed out.
  * @throws {AuthenticationError} the seller did not accept a receipt.
  */
-export class SellerClient extends BaseClient<typeof SellerService> {
-  constructor(baseUrl: string, opts: ClientOptions = {}) {
-    super(baseUrl, SellerService, "seller", opts);
+export class SellerRpc extends BaseClient<typeof SellerService> {
+  constructor(baseUrl: string, connection: Connection, timeoutMs?: number) {
+    super(baseUrl, SellerService, "seller", connection, timeoutMs);
   }
   getCatalog(): Promise<GetCatalogResponse> {
     return this.call("GetCatalog", (o) => this.raw.getCatalog({}, o));

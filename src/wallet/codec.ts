@@ -6,23 +6,10 @@
  */
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { DeliveryMethod, OfferSchema, ReceiptSchema, ScripTypeSchema, type Offer, type Receipt, type ScripType } from "../../gen/scripwire/v1/types_pb.js";
-import type { DeliveryMethodName } from "./store.js";
+import type { DeliveryMethodName } from "./state.js";
 
-export function toBase64(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("base64");
-}
-
-export function fromBase64(s: string): Uint8Array {
-  return new Uint8Array(Buffer.from(s, "base64"));
-}
-
-export function toHexString(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
-}
-
-export function fromHexString(s: string): Uint8Array {
-  return new Uint8Array(Buffer.from(s, "hex"));
-}
+export { fromBase64, fromHexString, toBase64, toHexString } from "./bytes.js";
+import { fromBase64, toBase64 } from "./bytes.js";
 
 export const encodeScrip = (s: ScripType): string => toBase64(toBinary(ScripTypeSchema, s));
 export const decodeScrip = (s: string): ScripType => fromBinary(ScripTypeSchema, fromBase64(s));

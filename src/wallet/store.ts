@@ -1,12 +1,16 @@
 /**
- * Wallet persistence: the state a wallet must never lose (its Custom_Secret,
- * its one live scrip, and the journal entry of an operation in flight), behind
- * a small interface so tests and embedders can bring their own storage.
+ * Node wallet persistence: `FileWalletStore`, the state a wallet must never
+ * lose (its Custom_Secret, its one live scrip, and the journal entry of an
+ * operation in flight) in a file. The interface and the in-memory store are
+ * platform-neutral and live in state.ts; they are re-exported here.
  *
- * `FileWalletStore` writes a JSON file atomically (temp file, fsync, rename,
- * fsync of the directory), mode 0600, and can encrypt the secret with a
- * passphrase (scrypt -> XChaCha20-Poly1305). `MemoryWalletStore` keeps the
- * state in memory for tests.
+ * Two files: `<path>`, a JSON snapshot written atomically (temp file, fsync,
+ * rename, fsync of the directory), mode 0600, whose secret can be encrypted
+ * with a passphrase (scrypt -> XChaCha20-Poly1305); and `<path>.journal`,
+ * the records appended since (one JSON line each, fdatasync'd before the
+ * wallet acts on it). A payment appends three or four short lines instead of
+ * rewriting the file each time; the snapshot is rewritten when the journal
+ * compacts (on close, and every JOURNAL_RECORDS_MAX records).
  */
 import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { scrypt } from "@noble/hashes/scrypt.js";
@@ -14,139 +18,13 @@ import { randomBytes } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
 import { open, readFile, rename, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex } from "@noble/hashes/utils.js";
 import { AuthenticationError, ScripwireError, StateError } from "./errors.js";
+import { applyRecord, type JournalRecord, type WalletState, type WalletStore } from "./state.js";
 
-/** The steps at which an operation is journalled; see {@link PendingOperation}. */
-export type PendingStep = "M4" | "M6" | "S4" | "S6" | "RN1" | "RD1";
-export type DeliveryMethodName = "VIEW" | "SAVE";
-
-/**
- * The journal entry of an operation whose outcome the wallet does not know
- * yet. Written BEFORE the request that may move value leaves (M4, S4, renew,
- * redeem) and again, with the new scrip, before its confirmation (M6, S6);
- * cleared only after the center's completion (M7, the receipt, RN2, RD2).
- * `Wallet.recover()` finishes it by retransmitting `step` with `pCount + 1`.
- */
-export interface PendingOperation {
-  kind: "earn" | "buy" | "renew" | "redeem";
-  step: PendingStep;
-  /** TranID (earn, buy) or request id (renew, redeem). */
-  id: string;
-  /** pCount of the last request sent, or about to be sent, for `step`. */
-  pCount: number;
-  /** The scrip presented in M4/S4/RN1/RD1 (base64 of the protobuf ScripType). */
-  scrip: string;
-  /** The scrip received in M5/S5 and presented in M6/S6 (base64 protobuf). */
-  newScrip?: string;
-  /** The seller's signed offer (base64 protobuf Offer): the M2 permit or the S2 pOder. */
-  offer?: string;
-  sellerUrl?: string;
-  /** Campaign item (earn) or request URL (buy). */
-  item?: string;
-  method?: DeliveryMethodName;
-  /** Redeem: amount asked (decimal string, "0" = everything) and payout account. */
-  amount?: string;
-  account?: string;
-  startedAtMs: number;
-}
-
-/** One line of the wallet's history, as stored (amounts as decimal strings). */
-export interface HistoryRecord {
-  kind: "registered" | "earned" | "bought" | "renewed" | "redeemed";
-  atMs: number;
-  /** Signed change of the balance, in the currency's smallest unit. */
-  amount: string;
-  /** Balance afterwards. */
-  balance: string;
-  currency: string;
-  /** Serial of the live scrip afterwards. */
-  serial: string;
-  tranId?: string;
-  requestId?: string;
-  /** Campaign item (earned) or request URL (bought). */
-  item?: string;
-  method?: DeliveryMethodName;
-  sellerUrl?: string;
-  vendorId?: string;
-  payoutId?: string;
-  payoutAccount?: string;
-  /** Finished by `recover()` after an interruption. */
-  recovered?: boolean;
-}
-
-/** A receipt kept so the content can be delivered again (S7) without paying again. */
-export interface ReceiptRecord {
-  tranId: string;
-  sellerUrl: string;
-  requestUrl: string;
-  method: DeliveryMethodName;
-  /** Base64 of the protobuf Receipt, exactly as the center signed it. */
-  receipt: string;
-  paidAtMs: number;
-}
-
-/** Everything a wallet persists. JSON-serialisable; bigints are decimal strings, bytes hex or base64. */
-export interface WalletState {
-  version: 1;
-  /** The wallet's id at the center (R1 `wallet_id`), 32 hex characters. */
-  walletId: string;
-  centerUrl: string;
-  /** The pinned 32-byte X25519 key of the center (KUcenter), hex. */
-  centerPublicKey: string;
-  /** The center's identity as it appears in every scrip's vendor_id. */
-  center: { dnsName: string; ipAddr: string; serverName: string; port: number };
-  currency: string;
-  customId: { secretId: number; serialNumber: string };
-  /** Custom_Secret, hex. Encrypted at rest when the store has a passphrase. */
-  customSecret: string;
-  /** The one live scrip (base64 of the protobuf ScripType). */
-  scrip: string;
-  pending: PendingOperation | null;
-  history: HistoryRecord[];
-  receipts: Record<string, ReceiptRecord>;
-  createdAtMs: number;
-}
-
-/**
- * Where a wallet keeps its state. `save` must be atomic (all or nothing) and
- * durable when its promise resolves: the wallet sends a value-moving request
- * only after the journal entry for it is saved.
- */
-export interface WalletStore {
-  /** Human-readable location, for messages. */
-  readonly description: string;
-  /** The saved state, or undefined if none was ever saved. */
-  load(): Promise<WalletState | undefined>;
-  /** Replaces the saved state atomically and durably. */
-  save(state: WalletState): Promise<void>;
-  /** Takes exclusive use of the wallet for this process; throws StateError WALLET_LOCKED if another holds it. */
-  lock?(): Promise<void>;
-  unlock?(): Promise<void>;
-}
-
-/**
- * In-memory store for tests and short-lived embedders. Keeps a deep copy, so
- * a state object mutated after `save` does not change what was saved.
- */
-export class MemoryWalletStore implements WalletStore {
-  readonly description = "memory";
-  private json: string | undefined;
-  /** Number of saves, for tests that count journal writes. */
-  saves = 0;
-
-  constructor(initial?: WalletState) {
-    if (initial) this.json = JSON.stringify(initial);
-  }
-
-  async load(): Promise<WalletState | undefined> {
-    return this.json === undefined ? undefined : (JSON.parse(this.json) as WalletState);
-  }
-
-  async save(state: WalletState): Promise<void> {
-    this.json = JSON.stringify(state);
-    this.saves++;
-  }
-}
+export { MemoryWalletStore, applyRecord } from "./state.js";
+export type { DeliveryMethodName, HistoryRecord, JournalRecord, PendingOperation, PendingStep, ReceiptRecord, WalletState, WalletStore } from "./state.js";
 
 /** File format marker; a file without it is not a wallet. */
 const FORMAT = "scripwire-wallet";
@@ -174,6 +52,24 @@ interface WalletFile {
   version: number;
   state: Omit<WalletState, "customSecret">;
   secret: SecretBox;
+  /**
+   * The generation of `<path>.journal` that continues this snapshot. Lines of
+   * another generation (left by a crash between the snapshot's rename and
+   * the journal's removal) are older than the snapshot and are ignored.
+   */
+  journal?: string;
+}
+
+/** One line of `<path>.journal`: generation, sequence, record, and a check that tells a torn last line from a complete one. */
+interface JournalLine {
+  g: string;
+  n: number;
+  r: JournalRecord;
+  c: string;
+}
+
+function lineCheck(g: string, n: number, r: JournalRecord): string {
+  return bytesToHex(sha256(new TextEncoder().encode(`${g}\0${n}\0${JSON.stringify(r)}`))).slice(0, 16);
 }
 
 export interface FileWalletStoreOptions {
@@ -213,6 +109,9 @@ export class FileWalletStore implements WalletStore {
   readonly description: string;
   private key: { salt: Uint8Array; logN: number; key: Uint8Array } | undefined;
   private locked = false;
+  /** Generation of the journal continuing the snapshot last loaded or saved, and the records in it. */
+  private generation: string | undefined;
+  private records = 0;
 
   constructor(
     readonly path: string,
@@ -227,6 +126,15 @@ export class FileWalletStore implements WalletStore {
 
   private get lockPath(): string {
     return `${this.path}.lock`;
+  }
+
+  /** The append-only record log continuing the snapshot. */
+  get journalPath(): string {
+    return `${this.path}.journal`;
+  }
+
+  get recordCount(): number {
+    return this.records;
   }
 
   /**
@@ -290,7 +198,80 @@ export class FileWalletStore implements WalletStore {
     if (file?.format !== FORMAT || file.version !== FORMAT_VERSION || !file.state || !file.secret) {
       throw new StateError("BAD_WALLET_FILE", `${this.path} is not a scripwire wallet (format ${FORMAT} version ${FORMAT_VERSION})`);
     }
-    return { ...file.state, customSecret: this.openSecret(file) } as WalletState;
+    const state = { ...file.state, customSecret: this.openSecret(file) } as WalletState;
+    this.generation = file.journal;
+    this.records = 0;
+    if (file.journal) this.records = await this.replay(state, file.journal);
+    return state;
+  }
+
+  /**
+   * Applies the journal's lines of generation `g` to `state`. A last line
+   * that is torn (no newline, bad JSON or a failing check) was being written
+   * when the process died: its request never left (the wallet sends only
+   * after the append is durable), so it is dropped. A bad line anywhere
+   * else is damage, not a crash.
+   */
+  private async replay(state: WalletState, g: string): Promise<number> {
+    let text: string;
+    try {
+      text = await readFile(this.journalPath, "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return 0;
+      throw new StateError("BAD_WALLET_FILE", `cannot read ${this.journalPath}: ${(e as Error).message}`, { cause: e });
+    }
+    const lines = text.split("\n");
+    let last = lines.length - 1;
+    while (last >= 0 && lines[last] === "") last--;
+    let n = 0;
+    for (let i = 0; i < lines.length; i++) {
+      const raw = lines[i]!;
+      if (raw === "") continue;
+      let line: JournalLine | undefined;
+      try {
+        line = JSON.parse(raw) as JournalLine;
+      } catch {
+        line = undefined;
+      }
+      const ok = line && typeof line.n === "number" && line.c === lineCheck(line.g, line.n, line.r);
+      if (!ok) {
+        if (i === last) break;
+        throw new StateError("BAD_WALLET_FILE", `${this.journalPath} line ${i + 1} is damaged`, { hint: "restore the wallet from a backup" });
+      }
+      if (line!.g !== g) continue;
+      if (line!.n !== n) throw new StateError("BAD_WALLET_FILE", `${this.journalPath} line ${i + 1} is out of sequence`);
+      applyRecord(state, line!.r);
+      n++;
+    }
+    return n;
+  }
+
+  /** Appends one record and fdatasyncs it (and, for a new journal file, its directory entry). */
+  async append(record: JournalRecord): Promise<void> {
+    if (!this.generation) throw new StateError("BAD_WALLET_FILE", `${this.path} was not loaded or saved before appending`);
+    const n = this.records;
+    const data = JSON.stringify({ g: this.generation, n, r: record, c: lineCheck(this.generation, n, record) } satisfies JournalLine) + "\n";
+    const fh = await open(this.journalPath, fsConstants.O_CREAT | fsConstants.O_APPEND | fsConstants.O_WRONLY, 0o600);
+    let created = false;
+    try {
+      created = (await fh.stat()).size === 0;
+      if (created) await fh.chmod(0o600);
+      await fh.writeFile(data);
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+    if (created) await this.syncDir();
+    this.records = n + 1;
+  }
+
+  private async syncDir(): Promise<void> {
+    const dir = await open(dirname(this.path), "r");
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
   }
 
   private openSecret(file: WalletFile): string {
@@ -343,10 +324,16 @@ export class FileWalletStore implements WalletStore {
     };
   }
 
-  /** Writes a temp file (0600), fsyncs it, renames it over the wallet and fsyncs the directory. */
+  /**
+   * Writes a temp file (0600), fsyncs it, renames it over the wallet and
+   * fsyncs the directory; then removes the journal, whose records the
+   * snapshot now holds (the new generation disowns them even if the removal
+   * is lost in a crash).
+   */
   async save(state: WalletState): Promise<void> {
     const { customSecret: _secret, ...rest } = state;
-    const file: WalletFile = { format: FORMAT, version: FORMAT_VERSION, state: rest, secret: this.sealSecret(state) };
+    const generation = randomBytes(8).toString("hex");
+    const file: WalletFile = { format: FORMAT, version: FORMAT_VERSION, state: rest, secret: this.sealSecret(state), journal: generation };
     const data = JSON.stringify(file, null, 2) + "\n";
     const tmp = `${this.path}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
     const fh = await open(tmp, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY, 0o600);
@@ -367,12 +354,10 @@ export class FileWalletStore implements WalletStore {
       await unlink(tmp).catch(() => {});
       throw e;
     }
-    const dir = await open(dirname(this.path), "r");
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    await this.syncDir();
+    this.generation = generation;
+    this.records = 0;
+    await unlink(this.journalPath).catch(() => {});
   }
 }
 
