@@ -25,6 +25,12 @@ test("admin calls need the bearer token", async (t) => {
   const e2 = await t.throwsAsync(wrong.listCampaigns({}));
   t.is((e2 as ConnectError).code, Code.PermissionDenied);
   const admin = createClient(CenterAdminService, createTransport(w.centerServer.url, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }));
+  // A wrong token makes its address back off (src/server/admin-guard.ts):
+  // even the right token waits, so a guess inside the wait teaches nothing.
+  const backoff = await t.throwsAsync(admin.listCampaigns({}));
+  t.is((backoff as ConnectError).code, Code.ResourceExhausted);
+  t.is(errorReason(backoff), "ADMIN_BACKOFF");
+  await new Promise((r) => setTimeout(r, Number((backoff as ConnectError).metadata.get("scripwire-retry-after-ms")) + 20));
   t.is((await admin.listCampaigns({})).campaigns.length, 1);
   const e3 = await t.throwsAsync(admin.fundCampaign({ campaignId: w.campaignId, amount: -5n, requestId: "x" }));
   t.is((e3 as ConnectError).code, Code.InvalidArgument);

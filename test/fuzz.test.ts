@@ -215,7 +215,7 @@ test.serial("(a) wire: messages above the 1 MiB limit are RESOURCE_EXHAUSTED in 
   t.not(atLimit.code, "resource_exhausted");
 });
 
-test.serial.failing("(a) wire: malformed protobuf is INVALID_ARGUMENT, not INTERNAL [finding F1]", async (t) => {
+test.serial("(a) wire: malformed protobuf is INVALID_ARGUMENT, not INTERNAL [finding F1, fixed]", async (t) => {
   const w = await realWorld(CONFIG);
   t.teardown(() => w.close());
   const h = new RawH2(w.centerServer.url);
@@ -225,6 +225,18 @@ test.serial.failing("(a) wire: malformed protobuf is INVALID_ARGUMENT, not INTER
   const b = await h.post("/scripwire.v1.PaymentCenterService/Issue", "grpc", envelope(garbage));
   t.is(a.code, "invalid_argument", `Connect: ${a.code} ${a.message}`);
   t.is(b.code, "invalid_argument", `gRPC: ${b.code} ${b.message}`);
+  // The connect-node path (Register is not a fast-path method; gRPC-Web and
+  // Connect streaming never take the fast path) answers the same.
+  const others = {
+    "Register connect": await h.post("/scripwire.v1.PaymentCenterService/Register", "connect", garbage),
+    "Register grpc": await h.post("/scripwire.v1.PaymentCenterService/Register", "grpc", envelope(garbage)),
+    "Register grpc-web": await h.post("/scripwire.v1.PaymentCenterService/Register", "grpc-web", envelope(garbage)),
+    "Issue grpc-web": await h.post("/scripwire.v1.PaymentCenterService/Issue", "grpc-web", envelope(garbage)),
+    "WatchSettlements connect-stream": await h.post("/scripwire.v1.PaymentCenterService/WatchSettlements", "connect-stream", envelope(garbage)),
+  };
+  for (const [k, r] of Object.entries(others)) t.is(r.code, "invalid_argument", `${k}: ${r.code} ${r.message}`);
+  // Still serving on the same connection.
+  t.is((await h.post("/scripwire.v1.PaymentCenterService/Issue", "connect", new Uint8Array(0))).code, "invalid_argument");
 });
 
 // ---------------------------------------------------------------- (b) structured

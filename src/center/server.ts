@@ -8,6 +8,8 @@ import { PaymentCenterService } from "../../gen/scripwire/v1/center_pb.js";
 import type { Ledger } from "../ledger/ledger.js";
 import { openLedger } from "../ledger/open.js";
 import { createRateLimiterCore, rateLimitService, remoteAddressContextValues, type RateLimitOptions } from "../server/limits.js";
+import { AdminGuard } from "../server/admin-guard.js";
+import { createLogger } from "../server/log.js";
 import { createServerStack, type ServerStack } from "../server/stack.js";
 import { PaymentCenter, type CenterConfig } from "./center.js";
 import { openExistingLedger } from "./init.js";
@@ -55,6 +57,9 @@ export interface RunningCenter {
 }
 
 export async function startCenterServer(opts: CenterServerOptions): Promise<RunningCenter> {
+  // Refuse a weak token before anything is created on disk.
+  const logger = createLogger();
+  const adminGuard = new AdminGuard({ token: opts.adminToken, logger });
   const database = opts.database ?? join(opts.dataDir ?? "data", "center.sqlite");
   const ledger = opts.ledger ?? (opts.createLedger ? await openLedger(database) : await openExistingLedger(database));
   const center = new PaymentCenter(ledger, opts);
@@ -67,12 +72,14 @@ export async function startCenterServer(opts: CenterServerOptions): Promise<Runn
     services: [PaymentCenterService, CenterAdminService],
     routes: (router) => {
       router.service(PaymentCenterService, paymentImpl);
-      router.service(CenterAdminService, centerAdminService(center, opts.adminToken));
+      router.service(CenterAdminService, centerAdminService(center, adminGuard));
     },
     host: opts.host ?? "127.0.0.1",
     port: opts.port ?? 0,
     tls: opts.tls,
-    adapter: limiter ? { contextValues: remoteAddressContextValues } : undefined,
+    logger,
+    // Always: the admin guard backs off per peer address and logs it.
+    adapter: { contextValues: remoteAddressContextValues },
     fastUnary:
       opts.fastPath === false ? undefined : [{ service: PaymentCenterService, impl: paymentImpl, methods: CENTER_FAST_METHODS }],
   });

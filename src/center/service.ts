@@ -4,14 +4,15 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { sha256 } from "@noble/hashes/sha2.js";
 import { randomBytes } from "node:crypto";
 import { CenterAdminService, KeyKind, type Campaign } from "../../gen/scripwire/v1/admin_pb.js";
 import { PaymentCenterService, WatchSettlementsResponseSchema } from "../../gen/scripwire/v1/center_pb.js";
 import { PayoutSchema } from "../../gen/scripwire/v1/types_pb.js";
-import { constantTimeEqual, UnsupportedAlgorithmError } from "../crypto/mac.js";
+import { UnsupportedAlgorithmError } from "../crypto/mac.js";
 import { LedgerError, type CampaignRecord } from "../ledger/ledger.js";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied, unauthenticated } from "../protocol/errors.js";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../protocol/errors.js";
+import { AdminGuard } from "../server/admin-guard.js";
+import type { Logger } from "../server/log.js";
 import { toSettlement, type PaymentCenter } from "./center.js";
 
 /** Settlement streams poll this often as well as waking on local confirmations, so confirmations on other replicas arrive too. */
@@ -97,22 +98,18 @@ function mapLedgerError(e: unknown): never {
   throw e;
 }
 
-/** Checks `authorization: Bearer <token>` in constant time (both sides hashed, so lengths don't leak either). */
-export function requireAdmin(ctx: HandlerContext, adminToken: string): void {
-  const got = ctx.requestHeader.get("authorization") ?? "";
-  const m = /^Bearer (.+)$/.exec(got);
-  if (!m) throw unauthenticated("ADMIN_TOKEN_MISSING", "admin calls need 'authorization: Bearer <token>' (scripwire center admin --token or SCRIPWIRE_ADMIN_TOKEN)");
-  if (!constantTimeEqual(sha256(new TextEncoder().encode(adminToken)), sha256(new TextEncoder().encode(m[1]!)))) {
-    throw permissionDenied("ADMIN_TOKEN_WRONG", "the admin token is not valid for this center");
-  }
-}
-
-export function centerAdminService(center: PaymentCenter, adminToken: string): ServiceImpl<typeof CenterAdminService> {
-  if (adminToken.length < 16) throw new Error("the admin token must be at least 16 characters");
+/**
+ * The admin service. `admin` is the token (checked for strength here) or an
+ * {@link AdminGuard} already built with one; either way wrong tokens back off
+ * per address and every admin call is logged with its peer address.
+ */
+export function centerAdminService(center: PaymentCenter, admin: string | AdminGuard, logger?: Logger): ServiceImpl<typeof CenterAdminService> {
+  const guard = typeof admin === "string" ? new AdminGuard({ token: admin, logger }) : admin;
+  const requireAdmin = (ctx: HandlerContext) => guard.check(ctx);
   const ledger = center.ledger;
   return {
     async createVendor(req, ctx) {
-      requireAdmin(ctx, adminToken);
+      requireAdmin(ctx);
       if (!ID_PATTERN.test(req.vendorId)) throw invalidArgument("BAD_VENDOR_ID", "vendor_id must be 1-128 characters of [A-Za-z0-9._:-]");
       const secret = new Uint8Array(randomBytes(32));
       const v = req.vendor;
@@ -124,7 +121,7 @@ export function centerAdminService(center: PaymentCenter, adminToken: string): S
       return { vendorId: req.vendorId, vendorKeyId: 1, vendorSecret: secret };
     },
     async rotateVendorSecret(req, ctx) {
-      requireAdmin(ctx, adminToken);
+      requireAdmin(ctx);
       for (;;) {
         const v = await ledger.getVendor(req.vendorId);
         if (!v) throw notFound("UNKNOWN_VENDOR", `vendor ${req.vendorId} does not exist`);
@@ -134,7 +131,7 @@ export function centerAdminService(center: PaymentCenter, adminToken: string): S
       }
     },
     async createCampaign(req, ctx) {
-      requireAdmin(ctx, adminToken);
+      requireAdmin(ctx);
       if (!ID_PATTERN.test(req.campaignId)) throw invalidArgument("BAD_CAMPAIGN_ID", "campaign_id must be 1-128 characters of [A-Za-z0-9._:-]");
       if (!center.config.currencies.includes(req.currency)) throw invalidArgument("UNKNOWN_CURRENCY", `currency must be one of ${center.config.currencies.join(", ")}`);
       if (req.cap <= 0n) throw invalidArgument("BAD_AMOUNT", "cap must be positive");
@@ -142,24 +139,24 @@ export function centerAdminService(center: PaymentCenter, adminToken: string): S
       return { campaign: toCampaign(c) };
     },
     async fundCampaign(req, ctx) {
-      requireAdmin(ctx, adminToken);
+      requireAdmin(ctx);
       if (req.amount <= 0n) throw invalidArgument("BAD_AMOUNT", "amount must be positive");
       if (!ID_PATTERN.test(req.requestId)) throw invalidArgument("BAD_REQUEST_ID", "request_id is required (1-128 characters of [A-Za-z0-9._:-])");
       const c = await ledger.fundCampaign(req.campaignId, req.amount, req.requestId, BigInt(Math.floor(Date.now() / 1000))).catch(mapLedgerError);
       return { campaign: toCampaign(c) };
     },
     async listCampaigns(_req, ctx) {
-      requireAdmin(ctx, adminToken);
+      requireAdmin(ctx);
       return { campaigns: (await ledger.listCampaigns()).map(toCampaign) };
     },
     async rotateKeys(req, ctx) {
-      requireAdmin(ctx, adminToken);
+      requireAdmin(ctx);
       const kind = req.kind === KeyKind.CERTIFICATE ? "certificate" : req.kind === KeyKind.CUSTOM_SECRET ? "custom" : undefined;
       if (!kind) throw invalidArgument("BAD_KEY_KIND", "kind must be KEY_KIND_CERTIFICATE or KEY_KIND_CUSTOM_SECRET");
       return { kind: req.kind, secretId: await center.keys.rotate(kind) };
     },
     async listPayouts(req, ctx) {
-      requireAdmin(ctx, adminToken);
+      requireAdmin(ctx);
       const rows = await ledger.listPayouts(Math.min(req.limit || 100, 1000));
       return {
         payouts: rows.map((p) =>
@@ -175,7 +172,7 @@ export function centerAdminService(center: PaymentCenter, adminToken: string): S
       };
     },
     async audit(_req, ctx) {
-      requireAdmin(ctx, adminToken);
+      requireAdmin(ctx);
       const r = await ledger.audit();
       return {
         ok: r.ok,

@@ -15,6 +15,7 @@ import { describeDatabase, initLedger, isPostgresUrl } from "../center/init.js";
 import { join } from "node:path";
 import { loadSellerConfig } from "../seller/catalog.js";
 import { startSellerServer } from "../seller/server.js";
+import { checkAdminToken, WeakAdminTokenError } from "../server/admin-guard.js";
 import { EXIT, helpText, Options, parseArgs, print, UsageError, type Command, type OptionSpec } from "./options.js";
 
 const TOP_HELP = `Usage: scripwire <command> [options]
@@ -67,7 +68,7 @@ const centerServe: Command = {
     { name: "port", description: "port to listen on (0 = any free port)", default: "7100" },
     { name: "data-dir", description: "directory for the embedded SQLite ledger", default: "data" },
     { name: "database", description: "postgres:// URL or SQLite file (overrides --data-dir)" },
-    { name: "admin-token", description: "bearer token for admin calls (at least 16 characters)" },
+    { name: "admin-token", description: "bearer token for admin calls (at least 16 characters, not guessable: openssl rand -hex 24)" },
     { name: "currencies", description: "comma-separated currencies issued", default: "KRW" },
     { name: "dns-name", description: "the center's name in every scrip", default: "localhost" },
     { name: "server-name", description: "the center's display name", default: "Scripwire payment center" },
@@ -80,8 +81,16 @@ const centerServe: Command = {
   ],
   async run(o) {
     const currencies = o.require("currencies").split(",").map((c) => c.trim()).filter(Boolean);
-    const threshold = BigInt(o.require("redeem-threshold"));
-    const tlsCert = o.get("tls-cert");
+    const threshold = parseAmount(o.require("redeem-threshold"), "--redeem-threshold");
+    const tls = tlsFrom(o);
+    const adminToken = o.get("admin-token");
+    // Checked before anything touches the disk: a refused start leaves no database behind.
+    try {
+      checkAdminToken(adminToken);
+    } catch (e) {
+      if (e instanceof WeakAdminTokenError) throw new UsageError(e.message);
+      throw e;
+    }
     const running = await startCenterServer({
       identity: { dnsName: o.require("dns-name"), serverName: o.require("server-name"), port: o.int("port") ?? 0 },
       currencies,
@@ -91,8 +100,8 @@ const centerServe: Command = {
       dataDir: o.get("data-dir"),
       host: o.get("host"),
       port: o.int("port"),
-      adminToken: o.require("admin-token"),
-      tls: tlsCert ? { cert: readFileSync(tlsCert), key: readFileSync(o.require("tls-key")) } : undefined,
+      adminToken: adminToken!,
+      tls,
       rateLimits: rateLimitsFrom(o),
     });
     print(o.json, { url: running.url, port: running.port, engine: running.ledger.engine }, `payment center listening on ${running.url} (${running.ledger.engine} ledger)`);
@@ -214,12 +223,12 @@ const sellerServe: Command = {
     { name: "tls-key", description: "PEM private key file" },
   ],
   async run(o) {
-    const tlsCert = o.get("tls-cert");
+    const tls = tlsFrom(o);
     const running = await startSellerServer({
       config: loadSellerConfig(o.require("catalog")),
       host: o.get("host"),
       port: o.int("port"),
-      tls: tlsCert ? { cert: readFileSync(tlsCert), key: readFileSync(o.require("tls-key")) } : undefined,
+      tls,
       rateLimits: rateLimitsFrom(o),
     });
     print(o.json, { url: running.url, port: running.port }, `seller listening on ${running.url}`);
@@ -242,8 +251,10 @@ const sellerSettlements: Command = {
   async run(o) {
     const client = createClient(PaymentCenterService, createTransport(o.require("center")));
     const vendorId = o.require("vendor-id");
-    const secret = new Uint8Array(Buffer.from(o.require("vendor-secret"), "hex"));
-    const after = BigInt(o.require("after"));
+    const secretHex = o.require("vendor-secret");
+    if (!/^([0-9a-fA-F]{2}){16,64}$/.test(secretHex)) throw new UsageError("--vendor-secret must be the hex secret printed by create-vendor or rotate-vendor-secret");
+    const secret = new Uint8Array(Buffer.from(secretHex, "hex"));
+    const after = parseAmount(o.require("after"), "--after");
     const ts = BigInt(Date.now());
     const mac = computeSettlementsMac(HashAlgorithm.HMAC_SHA256, secret, vendorId, after, ts);
     const keyId = o.int("vendor-key-id") ?? 1;
@@ -302,9 +313,34 @@ function rateLimitsFrom(o: Options) {
   return { perCustomer: bucket("rate-per-customer"), perAddress: bucket("rate-per-address") };
 }
 
-function parseAmount(s: string): bigint {
-  if (!/^[0-9]+$/.test(s)) throw new UsageError(`amount must be a non-negative integer in the currency's smallest unit, got ${s}`);
+/** Amounts and sequence numbers: digits only, and within the ledger's 64-bit integers. */
+function parseAmount(s: string, what = "amount"): bigint {
+  if (!/^[0-9]{1,19}$/.test(s) || BigInt(s) > 9_223_372_036_854_775_807n) {
+    throw new UsageError(`${what} must be a non-negative integer (in the currency's smallest unit, at most 2^63-1), got '${s}'`);
+  }
   return BigInt(s);
+}
+
+/**
+ * TLS needs both files. One without the other is a configuration mistake
+ * (often a missing environment variable); serving plaintext instead would
+ * hide it, so it is a usage error.
+ */
+function tlsFrom(o: Options): { cert: Buffer; key: Buffer } | undefined {
+  const cert = o.get("tls-cert");
+  const key = o.get("tls-key");
+  if (!cert && !key) return undefined;
+  if (!cert || !key) {
+    throw new UsageError(`${cert ? "--tls-cert" : "--tls-key"} is set but ${cert ? "--tls-key (SCRIPWIRE_TLS_KEY)" : "--tls-cert (SCRIPWIRE_TLS_CERT)"} is not: give both to serve TLS, or neither for plaintext`);
+  }
+  const read = (path: string, what: string) => {
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      throw new UsageError(`cannot read ${what} ${path}: ${(e as Error).message}`);
+    }
+  };
+  return { cert: read(cert, "--tls-cert"), key: read(key, "--tls-key") };
 }
 
 async function waitForSignal(close: () => Promise<void>): Promise<void> {
@@ -368,10 +404,9 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write((gh ?? `unknown command: ${argv.join(" ")}\n\n${TOP_HELP}`) + "\n");
     return argv.includes("--help") ? EXIT.OK : EXIT.USAGE;
   }
-  const args = parseArgs(found.rest);
   let o: Options;
   try {
-    o = new Options(args, found.cmd.options);
+    o = new Options(parseArgs(found.rest, found.cmd.options), found.cmd.options);
   } catch (e) {
     if (e instanceof UsageError) {
       process.stderr.write(`error: ${e.message}\n`);

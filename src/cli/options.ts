@@ -4,6 +4,7 @@
  * (--config or SCRIPWIRE_CONFIG), then defaults — in that order of precedence.
  */
 import { readFileSync } from "node:fs";
+import { parseArgs as nodeParseArgs } from "node:util";
 
 /** Exit codes: stable, so scripts can switch on them. */
 export const EXIT = {
@@ -40,27 +41,51 @@ export interface ParsedArgs {
   flags: Map<string, string | true>;
 }
 
-export function parseArgs(argv: string[]): ParsedArgs {
-  const positionals: string[] = [];
-  const flags = new Map<string, string | true>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === "--") {
-      positionals.push(...argv.slice(i + 1));
-      break;
-    }
-    if (a.startsWith("--")) {
-      const eq = a.indexOf("=");
-      if (eq > 0) flags.set(a.slice(2, eq), a.slice(eq + 1));
-      else if (i + 1 < argv.length && !argv[i + 1]!.startsWith("--")) flags.set(a.slice(2), argv[++i]!);
-      else flags.set(a.slice(2), true);
-    } else if (a === "-h") {
-      flags.set("help", true);
-    } else {
-      positionals.push(a);
-    }
+/**
+ * Tokenizes a command's arguments with `node:util` parseArgs in strict mode,
+ * against the command's declared options: boolean flags take no value (so
+ * `--watch 5` is a stray word, not a value), a value option needs one (a
+ * following `--flag` is not taken as its value), and words that are not
+ * options are refused, since no command takes positional arguments.
+ */
+export function parseArgs(argv: string[], specs: OptionSpec[] = []): ParsedArgs {
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
+    help: { type: "boolean", short: "h" },
+    json: { type: "boolean" },
+    config: { type: "string" },
+  };
+  for (const s of specs) options[s.name] = { type: s.boolean ? "boolean" : "string" };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = nodeParseArgs({ args: argv, options, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
+  } catch (e) {
+    throw new UsageError(parseArgsMessage(e as Error & { code?: string }));
   }
-  return { positionals, flags };
+  const flags = new Map<string, string | true>();
+  for (const [k, v] of Object.entries(values)) {
+    if (v === true) flags.set(k, true);
+    else if (typeof v === "string") flags.set(k, v);
+  }
+  return { positionals: [], flags };
+}
+
+/** node:util's messages name its own API; say what the user did wrong in this CLI's terms. */
+function parseArgsMessage(e: Error & { code?: string }): string {
+  const quoted = /'([^']*)'/.exec(e.message)?.[1];
+  switch (e.code) {
+    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
+      return `unknown option ${quoted ?? ""} (see --help)`;
+    case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL":
+      return `unexpected word '${quoted ?? ""}': this command takes only --options (a value goes right after its option; see --help)`;
+    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE": {
+      const name = /--[A-Za-z0-9-]+/.exec(e.message)?.[0] ?? "an option";
+      if (/argument missing/.test(e.message)) return `${name} needs a value`;
+      if (/ambiguous/.test(e.message)) return `${name} needs a value (to give one that starts with '-', write ${name}=-...)`;
+      return /does not take an argument/.test(e.message) ? `${name} is a flag and takes no value` : `${name}: ${e.message}`;
+    }
+    default:
+      return e.message;
+  }
 }
 
 export class Options {

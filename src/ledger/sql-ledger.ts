@@ -312,6 +312,12 @@ export class SqlLedger implements Ledger {
       const after = (await q.get(`SELECT * FROM campaigns WHERE campaign_id = ?`, [campaignId]))!;
       const bal = (await q.get(`SELECT balance FROM accounts WHERE account_id = ?`, [account.campaign(campaignId)]))!;
       return rowToCampaign(after, big(bal.balance));
+    }).catch((e: unknown) => {
+      // A transfer refusal here means the funding account itself hit the
+      // 64-bit bound: the operator's request is beyond what the ledger can
+      // record, not a fault of the server.
+      if (e instanceof Rollback) throw new LedgerError("FUNDING_ACCOUNT_LIMIT", `cannot fund ${amount}: ${e.detail}`);
+      throw e;
     });
   }
 

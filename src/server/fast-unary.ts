@@ -305,8 +305,9 @@ export function createFastUnary(services: readonly FastUnaryService[], options: 
         try {
           input = fromBinary(route.input, body);
         } catch (e) {
-          // connect's binary serialization reports parse failures this way.
-          throw new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.Internal);
+          // Malformed bytes are the caller's fault (finding F1): INVALID_ARGUMENT,
+          // as the Connect path answers them (src/server/malformed-input.ts).
+          throw new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.InvalidArgument);
         }
       } catch (e) {
         this.fail(e);

@@ -12,7 +12,8 @@
  *   no interceptor at all when the level would drop every line).
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Interceptor, StreamResponse } from "@connectrpc/connect";
+import type { ContextValues, Interceptor, StreamResponse } from "@connectrpc/connect";
+import { REMOTE_ADDRESS } from "./limits.js";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 
 /** Log levels, from quietest to noisiest. */
@@ -255,7 +256,7 @@ export function createLoggingInterceptor(logger: Logger): Interceptor | undefine
     return undefined;
   }
   const debug = logger.enabled("debug");
-  const logCall = (req: { service: { typeName: string }; method: { name: string } }, start: number, err: unknown) => {
+  const logCall = (req: { service: { typeName: string }; method: { name: string }; contextValues?: ContextValues }, start: number, err: unknown) => {
     if (err === undefined && !debug) {
       return; // the common case at "info": no string or object built
     }
@@ -266,7 +267,10 @@ export function createLoggingInterceptor(logger: Logger): Interceptor | undefine
       return;
     }
     const ce = ConnectError.from(err);
-    const fields = { method, code: codeToString(ce.code), duration_ms };
+    // The peer address, when the server records it (src/server/limits.ts): a
+    // refused call is worth knowing the origin of.
+    const peer = req.contextValues?.get(REMOTE_ADDRESS);
+    const fields = peer === undefined ? { method, code: codeToString(ce.code), duration_ms } : { method, code: codeToString(ce.code), duration_ms, peer };
     if (serverFaultCodes.has(ce.code)) {
       logger.error("rpc", { ...fields, error: ce.rawMessage });
     } else {

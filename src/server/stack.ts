@@ -30,7 +30,6 @@ import type { AddressInfo } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { createFastUnary } from "./fast-unary.js";
@@ -38,6 +37,7 @@ import type { FastUnary, FastUnaryService } from "./fast-unary.js";
 import { createHealth } from "./health.js";
 import type { HealthRegistry } from "./health.js";
 import { createLogger, createLoggingInterceptor } from "./log.js";
+import { createNodeHandler } from "./malformed-input.js";
 import type { Logger } from "./log.js";
 import { sniffConnection } from "./protocol-sniff.js";
 import { createReflectionIndex, reflectionServices, registerReflection } from "./reflection.js";
@@ -243,7 +243,7 @@ export function createServerStack(options: ServerStackOptions): ServerStack {
   }
   interceptors.push(...(options.interceptors ?? []));
 
-  const handler = connectNodeAdapter({
+  const handler = createNodeHandler({
     ...options.adapter,
     routes,
     readMaxBytes: maxMessageBytes,
