@@ -13,6 +13,7 @@ import { createLogger } from "../server/log.js";
 import { createServerStack, type ServerStack } from "../server/stack.js";
 import { PaymentCenter, type CenterConfig } from "./center.js";
 import { openExistingLedger } from "./init.js";
+import { walletPages } from "./web.js";
 import { centerAdminService, paymentCenterService } from "./service.js";
 
 export interface CenterServerOptions extends CenterConfig {
@@ -43,6 +44,10 @@ export interface CenterServerOptions extends CenterConfig {
    * embedding); `scripwire center serve` turns them on.
    */
   rateLimits?: RateLimitOptions | false;
+  /** Serve the browser wallet at /wallet/ (src/center/web.ts). Default true. */
+  walletPages?: boolean;
+  /** Origins whose pages may call the center's RPCs from a browser (CORS); `*` for any. Default none. */
+  corsOrigins?: readonly string[];
 }
 
 /** The PaymentCenterService methods every payment and issuance makes (M3, M4, M6, S3, S4, S6). */
@@ -80,6 +85,8 @@ export async function startCenterServer(opts: CenterServerOptions): Promise<Runn
     logger,
     // Always: the admin guard backs off per peer address and logs it.
     adapter: { contextValues: remoteAddressContextValues },
+    pages: opts.walletPages === false ? undefined : walletPages,
+    corsOrigins: opts.corsOrigins,
     fastUnary:
       opts.fastPath === false ? undefined : [{ service: PaymentCenterService, impl: paymentImpl, methods: CENTER_FAST_METHODS }],
   });

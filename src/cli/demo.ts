@@ -20,13 +20,15 @@ import { FileWalletStore, Wallet } from "../wallet/index.js";
 import { EXIT, type Command } from "./options.js";
 
 export const demoCommand: Command = {
-  usage: "scripwire demo [--data-dir <dir>] [--protocol connect|grpc]",
+  usage: "scripwire demo [--web] [--data-dir <dir>] [--protocol connect|grpc]",
   summary: "Start a center and a seller on the embedded SQLite ledger and walk one customer through register → earn → buy.",
   options: [
     { name: "data-dir", description: "where the ledger and wallet go (default: a fresh temporary directory, removed afterwards)" },
     { name: "protocol", description: "wire protocol for the wallet: connect or grpc", default: "connect" },
+    { name: "web", boolean: true, description: "serve the web mall and the browser wallet until Ctrl-C instead of walking through in the terminal" },
   ],
   async run(o) {
+    if (o.bool("web")) return webDemo(o.get("data-dir"));
     const json = o.json;
     // The walk-through is the output here; server logs would bury it (SCRIPWIRE_LOG=info brings them back).
     process.env.SCRIPWIRE_LOG ??= "error";
@@ -118,3 +120,47 @@ export const demoCommand: Command = {
     }
   },
 };
+
+/**
+ * `scripwire demo --web`: a center (with its browser wallet at /wallet/) and
+ * the sample mall (pages at /shop/) on loopback, served until Ctrl-C.
+ */
+async function webDemo(dataDir: string | undefined): Promise<number> {
+  process.env.SCRIPWIRE_LOG ??= "error";
+  const dir = dataDir ?? mkdtempSync(join(tmpdir(), "scripwire-demo-web-"));
+  mkdirSync(dir, { recursive: true });
+  const adminToken = randomBytes(24).toString("hex");
+  const center = await startCenterServer({
+    identity: { dnsName: "localhost", serverName: "Scripwire demo center", port: 0 },
+    currencies: [DEMO_CURRENCY],
+    redeemThreshold: { [DEMO_CURRENCY]: 100n },
+    dataDir: dir,
+    adminToken,
+    createLedger: true,
+  });
+  let seller: Awaited<ReturnType<typeof startSellerServer>> | undefined;
+  try {
+    const admin = createClient(CenterAdminService, createTransport(center.url, { headers: { authorization: `Bearer ${adminToken}` } }));
+    const vendor = await admin.createVendor({ vendorId: "demo-mall", vendor: { dnsName: "localhost", serverName: "Scripwire Demo Mall" } });
+    await admin.createCampaign({ campaignId: DEMO_CAMPAIGN, vendorId: vendor.vendorId, currency: DEMO_CURRENCY, cap: 1_000_000n });
+    await admin.fundCampaign({ campaignId: DEMO_CAMPAIGN, amount: 100_000n, requestId: "demo-initial-funding" });
+    seller = await startSellerServer({ config: parseSellerConfig(demoSellerConfig(vendor.vendorId, Buffer.from(vendor.vendorSecret).toString("hex"), 0)), centerUrl: center.url });
+    process.stdout.write(
+      `Scripwire web demo\n` +
+        `  1. open your wallet and register:  ${center.url}/wallet/\n` +
+        `  2. then shop, earn and pay at:     ${seller.url}/shop/\n` +
+        `  data: ${dir}${dataDir ? "" : " (temporary)"}\n` +
+        `Serving until Ctrl-C.\n`,
+    );
+    await new Promise<void>((resolve) => {
+      process.once("SIGINT", resolve);
+      process.once("SIGTERM", resolve);
+    });
+    process.stdout.write("stopping\n");
+    return EXIT.OK;
+  } finally {
+    await seller?.close(1000);
+    await center.close(1000);
+    if (!dataDir) rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { loadSellerConfig } from "../seller/catalog.js";
 import { startSellerServer } from "../seller/server.js";
 import { checkAdminToken, WeakAdminTokenError } from "../server/admin-guard.js";
+import { parseCorsOrigins } from "../server/http-extras.js";
 import { EXIT, helpText, Options, parseArgs, print, UsageError, type Command, type OptionSpec } from "./options.js";
 
 const TOP_HELP = `Usage: scripwire <command> [options]
@@ -78,6 +79,7 @@ const centerServe: Command = {
     { name: "tls-key", description: "PEM private key file" },
     { name: "rate-per-customer", description: "requests per second per customer (0 = unlimited)", default: "20" },
     { name: "rate-per-address", description: "requests per second per client address (0 = unlimited)", default: "1000" },
+    { name: "cors-origin", description: "comma-separated origins whose browser pages may call the RPCs (or *)" },
   ],
   async run(o) {
     const currencies = o.require("currencies").split(",").map((c) => c.trim()).filter(Boolean);
@@ -103,6 +105,7 @@ const centerServe: Command = {
       adminToken: adminToken!,
       tls,
       rateLimits: rateLimitsFrom(o),
+      corsOrigins: corsOriginsFrom(o),
     });
     print(o.json, { url: running.url, port: running.port, engine: running.ledger.engine }, `payment center listening on ${running.url} (${running.ledger.engine} ledger)`);
     await waitForSignal(() => running.close());
@@ -211,6 +214,17 @@ const adminActions: Record<string, Command> = {
   },
 };
 
+/** `--cors-origin a,b`: checked origins (http-extras.ts), or none. */
+function corsOriginsFrom(o: Options): string[] | undefined {
+  const v = o.get("cors-origin");
+  if (!v) return undefined;
+  try {
+    return parseCorsOrigins(v.split(",").map((x) => x.trim()).filter(Boolean));
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
 const sellerServe: Command = {
   usage: "scripwire seller serve --catalog <seller.json> [options]",
   summary: "Run a seller (internet mall): campaigns that pay scrip, priced content, and delivery on receipts.",
@@ -221,10 +235,14 @@ const sellerServe: Command = {
     { name: "rate-per-address", description: "requests per second per client address (0 = unlimited)", default: "1000" },
     { name: "tls-cert", description: "PEM certificate file (enables TLS)" },
     { name: "tls-key", description: "PEM private key file" },
+    { name: "center", description: "payment center whose browser wallet pays on the mall's pages", default: "http://127.0.0.1:7100" },
+    { name: "cors-origin", description: "comma-separated origins whose browser pages may call the RPCs (or *)" },
   ],
   async run(o) {
     const tls = tlsFrom(o);
     const running = await startSellerServer({
+      centerUrl: o.require("center"),
+      corsOrigins: corsOriginsFrom(o),
       config: loadSellerConfig(o.require("catalog")),
       host: o.get("host"),
       port: o.int("port"),

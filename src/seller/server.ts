@@ -4,6 +4,7 @@ import { createServerStack } from "../server/stack.js";
 import type { SellerConfig } from "./catalog.js";
 import { Seller } from "./seller.js";
 import { sellerService } from "./service.js";
+import { mallPages } from "./web.js";
 
 export interface SellerServerOptions {
   config: SellerConfig;
@@ -12,6 +13,12 @@ export interface SellerServerOptions {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** Per-address rate limits (M1/S1 carry no hash proving a customer id, so none per customer). Default off; the CLI turns them on. */
   rateLimits?: RateLimitOptions | false;
+  /** Serve the web mall at /shop/ (src/seller/web.ts), paid from this center's browser wallet. Default: pages on, with no center they say so. */
+  centerUrl?: string;
+  /** Serve the web mall pages. Default true. */
+  mallPages?: boolean;
+  /** Origins whose pages may call the seller's RPCs from a browser (CORS); `*` for any. Default none. */
+  corsOrigins?: readonly string[];
 }
 
 export interface RunningSeller {
@@ -32,6 +39,8 @@ export async function startSellerServer(opts: SellerServerOptions): Promise<Runn
     host: opts.host ?? "127.0.0.1",
     port: opts.port ?? 0,
     tls: opts.tls,
+    pages: opts.mallPages === false ? undefined : mallPages(seller, { centerUrl: opts.centerUrl }),
+    corsOrigins: opts.corsOrigins,
   });
   const { port, url } = await stack.listen();
   return { seller, port, url, close: (graceMs = 5_000) => stack.close(graceMs) };

@@ -39,6 +39,7 @@ import type { HealthRegistry } from "./health.js";
 import { createLogger, createLoggingInterceptor } from "./log.js";
 import { createNodeHandler } from "./malformed-input.js";
 import type { Logger } from "./log.js";
+import { withHttpExtras, type PageHandler } from "./http-extras.js";
 import { sniffConnection } from "./protocol-sniff.js";
 import { createReflectionIndex, reflectionServices, registerReflection } from "./reflection.js";
 
@@ -132,6 +133,10 @@ export interface ServerStackOptions {
    * Default: none.
    */
   fastUnary?: readonly FastUnaryService[];
+  /** Origins whose browser pages may call the RPCs (CORS, see http-extras.ts); `*` for any. Default none. */
+  corsOrigins?: readonly string[];
+  /** Plain HTTP pages served beside the RPCs (the wallet, the mall). */
+  pages?: PageHandler;
 }
 
 /** Where a listening stack can be reached. */
@@ -243,13 +248,16 @@ export function createServerStack(options: ServerStackOptions): ServerStack {
   }
   interceptors.push(...(options.interceptors ?? []));
 
-  const handler = createNodeHandler({
-    ...options.adapter,
-    routes,
-    readMaxBytes: maxMessageBytes,
-    interceptors,
-    shutdownSignal: shutdown.signal,
-  });
+  const handler = withHttpExtras(
+    createNodeHandler({
+      ...options.adapter,
+      routes,
+      readMaxBytes: maxMessageBytes,
+      interceptors,
+      shutdownSignal: shutdown.signal,
+    }),
+    { corsOrigins: options.corsOrigins, pages: options.pages },
+  );
 
   // The fast path cannot run interceptors or request gates (it does give
   // handlers the adapter's context values);
@@ -277,7 +285,8 @@ export function createServerStack(options: ServerStackOptions): ServerStack {
     fast === undefined
       ? handler
       : (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
-          if (!fast.handle(req, res)) {
+          // Browser calls (they carry Origin) need CORS headers the fast path does not write.
+          if (req.headers.origin !== undefined || !fast.handle(req, res)) {
             handler(req, res);
           }
         };

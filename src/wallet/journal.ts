@@ -82,8 +82,9 @@ export class Journal {
     if (p && p.pCount !== pCount) await this.commit({ pending: { ...p, pCount } });
   }
 
-  /** Folds appended records into one snapshot (on close). */
+  /** Folds appended records into one snapshot (on close, unless the store says not to). */
   async compact(): Promise<void> {
+    if (this.store.compactOnClose === false) return;
     if (this.current && this.records > 0) {
       await this.store.save(this.current);
       this.records = 0;

@@ -169,6 +169,8 @@ export interface WalletStore {
   append?(record: JournalRecord): Promise<void>;
   /** Records appended since the last snapshot (as loaded or appended by this instance); the journal compacts when it grows. */
   readonly recordCount?: number;
+  /** Fold the records into a snapshot when the wallet closes. Default true; a store opened per operation (the browser's) says false. */
+  readonly compactOnClose?: boolean;
   /** Takes exclusive use of the wallet for this process; throws StateError WALLET_LOCKED if another holds it. */
   lock?(): Promise<void>;
   unlock?(): Promise<void>;

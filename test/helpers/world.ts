@@ -144,7 +144,9 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
         },
       ],
     });
-    const seller = await startSellerServer({ config, host: "127.0.0.1", port: 0 });
+    // The mall's pages pay from this center's browser wallet, and a page at the
+    // center's origin (the browser wallet) may call the seller's RPCs (CORS).
+    const seller = await startSellerServer({ config, host: "127.0.0.1", port: 0, centerUrl: center.url, corsOrigins: [new URL(center.url).origin] });
     closers.push(() => seller.close(500));
 
     return {
