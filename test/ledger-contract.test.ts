@@ -869,6 +869,103 @@ function contract(engine: Engine): void {
     },
     { audit: false },
   );
+
+  // ---------------------------------------------------------------- refunds and restore/sync (issue 14)
+
+  /** A confirmed payment of `price`. */
+  async function paid(t: ExecutionContext, l: Ledger, c: Customer, price: bigint) {
+    const { tranId, op } = await buy(t, l, c, price);
+    done(t, await l.confirm({ vendorId: VENDOR, tranId, customerSerial: c.serial, presentedSerial: op.out.serial, reply: reply("PM7"), now: NOW }));
+    return tranId;
+  }
+  const refundOp = (tranId: string, amount: bigint, requestId = `rq-${randomBytes(4).toString("hex")}`) => ({
+    refundId: `rf-${randomBytes(6).toString("hex")}`,
+    vendorId: VENDOR,
+    tranId,
+    requestId,
+    amount,
+    reason: "test",
+    now: NOW,
+  });
+
+  scenario("refund: partial once, replay by request id, ALREADY_REFUNDED, REFUND_EXCEEDS_PAYMENT, NOT_CONFIRMED, fold into a fresh scrip", async (t, h) => {
+    const l = h.ledger;
+    await setupVendor(l);
+    const c = await newCustomer(t, l);
+    const e = await earn(t, l, c, 100n);
+    done(t, await l.confirm({ vendorId: VENDOR, tranId: e.tranId, customerSerial: c.serial, presentedSerial: e.op.out.serial, reply: reply("M7"), now: NOW }));
+    const t1 = await paid(t, l, c, 40n);
+    const over = await l.refund(refundOp(t1, 41n));
+    t.like(over, { status: "refused", refusal: "REFUND_EXCEEDS_PAYMENT" });
+    const op = refundOp(t1, 15n);
+    const r = await l.refund(op);
+    t.like(r, { status: "done" });
+    t.like(await l.refund({ ...op, refundId: "other" }), { status: "replayed" });
+    t.like(await l.refund(refundOp(t1, 1n)), { status: "refused", refusal: "ALREADY_REFUNDED" });
+    const { tranId: unconfirmed } = await buy(t, l, c, 5n);
+    t.like(await l.refund(refundOp(unconfirmed, 1n)), { status: "refused", refusal: "NOT_CONFIRMED" });
+    t.like(await l.refund(refundOp("nope", 1n)), { status: "refused", refusal: "UNKNOWN_TRANSACTION" });
+    const s = await l.listSettlements(VENDOR, 0n, 100);
+    t.like(s[s.length - 1], { kind: "refund", tranId: t1, amount: -15n });
+    await auditOk(t, l);
+
+    // While the 5 KRW payment is executed, the credit is not folded.
+    let st = (await l.customerState(c.serial))!;
+    t.is(st.credits[0]!.foldedSerial, 0n);
+    const out = scrip(c.serial, c.live.value + 15n);
+    const fold = { customerSerial: c.serial, currency: CUR, inSerial: c.live.serial, inValue: c.live.value, refundIds: [op.refundId], total: 15n, out, now: NOW };
+    t.like(await l.foldCredits(fold), { status: "refused", refusal: "IN_FLIGHT" });
+    done(t, await l.confirm({ vendorId: VENDOR, tranId: unconfirmed, customerSerial: c.serial, presentedSerial: c.live.serial, reply: reply("PM7"), now: NOW }));
+    const folded = await l.foldCredits(fold);
+    t.like(folded, { status: "done" }, JSON.stringify(folded));
+    c.live = out;
+    t.like(await l.foldCredits({ ...fold, inSerial: out.serial, inValue: out.value, out: scrip(c.serial, out.value + 15n) }), { status: "refused" });
+    st = (await l.customerState(c.serial))!;
+    t.is(st.credits[0]!.foldedSerial, out.serial);
+    t.deepEqual(await l.liveScrip(c.serial, CUR), out);
+    t.is(out.value, 100n - 40n - 5n + 15n);
+  });
+
+  scenario("refund: concurrent refunds of one TranID (two replicas on PostgreSQL) leave exactly one", async (t, h) => {
+    const l = h.ledger;
+    await setupVendor(l);
+    const c = await newCustomer(t, l);
+    await earn(t, l, c, 100n);
+    const t1 = await paid(t, l, c, 60n);
+    const replica = engine.replicas ? await h.reopen() : l;
+    await warm(l, replica);
+    const results = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 ? replica : l).refund(refundOp(t1, BigInt(i + 1)))));
+    t.is(results.filter((r) => r.status === "done").length, 1, JSON.stringify(results.map((r) => r.status)));
+    for (const r of results) if (r.status !== "done") t.like(r, { status: "refused", refusal: "ALREADY_REFUNDED" });
+    t.is((await l.listSettlements(VENDOR, 0n, 100)).filter((s) => s.kind === "refund").length, 1);
+  });
+
+  scenario("sync nonces: a nonce is accepted once per customer; old ones are forgotten", async (t, h) => {
+    const l = h.ledger;
+    const c = await newCustomer(t, l);
+    const n = randomBytes(32);
+    t.true(await l.claimSyncNonce(c.serial, n, 1000n, 0n));
+    t.false(await l.claimSyncNonce(c.serial, n, 1001n, 0n));
+    t.true(await l.claimSyncNonce(c.serial + 1n, n, 1001n, 0n), "another customer's nonce space");
+    t.true(await l.claimSyncNonce(c.serial, n, 400_000n, 300_000n), "forgotten after the window (the timestamp check refuses it then)");
+  });
+
+  scenario(
+    "audit notices a refund credit account out of step with its pending refunds",
+    async (t, h) => {
+      const l = h.ledger;
+      await setupVendor(l);
+      const c = await newCustomer(t, l);
+      await earn(t, l, c, 100n);
+      const t1 = await paid(t, l, c, 60n);
+      t.like(await l.refund(refundOp(t1, 10n)), { status: "done" });
+      await h.exec(`UPDATE refunds SET amount = 9 WHERE tran_id = '${t1}'`);
+      const a = await l.audit();
+      t.false(a.ok);
+      t.true(a.problems.some((p) => p.includes(`credit/${c.serial}/${CUR}`)), a.problems.join("; "));
+    },
+    { audit: false },
+  );
 }
 
 // ------------------------------------------------------------------ registration

@@ -900,7 +900,7 @@ export class PaymentCenter {
 export function toSettlement(r: { sequence: bigint; kind: string; vendorId: string; tranId: string; amount: bigint; currency: string; item: string; settledAt: bigint }): Settlement {
   return create(SettlementSchema, {
     sequence: r.sequence,
-    kind: r.kind === "pay" ? SettlementKind.PAYMENT : SettlementKind.ISSUE,
+    kind: r.kind === "pay" ? SettlementKind.PAYMENT : r.kind === "refund" ? SettlementKind.REFUND : SettlementKind.ISSUE,
     vendorId: r.vendorId,
     tranId: r.tranId,
     amount: r.amount,

@@ -14,6 +14,7 @@ import { createServerStack, type ServerStack } from "../server/stack.js";
 import { PaymentCenter, type CenterConfig } from "./center.js";
 import { openExistingLedger } from "./init.js";
 import { walletPages } from "./web.js";
+import type { SyncOptions } from "./restore.js";
 import { centerAdminService, paymentCenterService } from "./service.js";
 
 export interface CenterServerOptions extends CenterConfig {
@@ -48,6 +49,8 @@ export interface CenterServerOptions extends CenterConfig {
   walletPages?: boolean;
   /** Origins whose pages may call the center's RPCs from a browser (CORS); `*` for any. Default none. */
   corsOrigins?: readonly string[];
+  /** Restore/sync limits per customer and per address (src/center/restore.ts); on by default. */
+  sync?: SyncOptions;
 }
 
 /** The PaymentCenterService methods every payment and issuance makes (M3, M4, M6, S3, S4, S6). */
@@ -70,9 +73,10 @@ export async function startCenterServer(opts: CenterServerOptions): Promise<Runn
   const center = new PaymentCenter(ledger, opts);
   await center.start();
   const limiter = opts.rateLimits ? createRateLimiterCore(opts.rateLimits) : undefined;
+  const service = paymentCenterService(center, { sync: opts.sync });
   const paymentImpl = limiter
-    ? rateLimitService(PaymentCenterService, paymentCenterService(center), limiter)
-    : paymentCenterService(center);
+    ? rateLimitService(PaymentCenterService, service, limiter)
+    : service;
   const stack: ServerStack = createServerStack({
     services: [PaymentCenterService, CenterAdminService],
     routes: (router) => {

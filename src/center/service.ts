@@ -13,7 +13,10 @@ import { LedgerError, type CampaignRecord } from "../ledger/ledger.js";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../protocol/errors.js";
 import { AdminGuard } from "../server/admin-guard.js";
 import type { Logger } from "../server/log.js";
+import { REMOTE_ADDRESS } from "../server/limits.js";
 import { toSettlement, type PaymentCenter } from "./center.js";
+import { RefundService } from "./refund.js";
+import { SyncService, type SyncOptions } from "./restore.js";
 
 /** Settlement streams poll this often as well as waking on local confirmations, so confirmations on other replicas arrive too. */
 export const SETTLEMENT_POLL_MS = 1_000;
@@ -35,8 +38,17 @@ async function guard<T>(f: () => Promise<T> | T): Promise<T> {
   }
 }
 
-export function paymentCenterService(center: PaymentCenter): ServiceImpl<typeof PaymentCenterService> {
+export interface PaymentCenterServiceOptions {
+  /** Restore/sync rate limits (on by default, see restore.ts). */
+  sync?: SyncOptions;
+}
+
+export function paymentCenterService(center: PaymentCenter, opts: PaymentCenterServiceOptions = {}): ServiceImpl<typeof PaymentCenterService> {
+  const syncs = new SyncService(center, opts.sync);
+  const refunds = new RefundService(center);
   return {
+    sync: (req, ctx: HandlerContext) => guard(() => syncs.sync(req, ctx.values.get(REMOTE_ADDRESS))),
+    refundPayment: (req) => guard(() => refunds.refundBySeller(req)),
     getCenterInfo: () => center.info(),
     register: (req) => guard(() => center.register(req)),
     initIssue: (req) => guard(() => center.initIssue(req)),
@@ -107,7 +119,13 @@ export function centerAdminService(center: PaymentCenter, admin: string | AdminG
   const guard = typeof admin === "string" ? new AdminGuard({ token: admin, logger }) : admin;
   const requireAdmin = (ctx: HandlerContext) => guard.check(ctx);
   const ledger = center.ledger;
+  const refunds = new RefundService(center);
   return {
+    async refundPayment(req, ctx) {
+      requireAdmin(ctx);
+      const refund = await refunds.refund({ vendorId: req.vendorId, tranId: req.tranId, amount: req.amount, requestId: req.requestId, reason: req.reason });
+      return { refund };
+    },
     async createVendor(req, ctx) {
       requireAdmin(ctx);
       if (!ID_PATTERN.test(req.vendorId)) throw invalidArgument("BAD_VENDOR_ID", "vendor_id must be 1-128 characters of [A-Za-z0-9._:-]");

@@ -31,9 +31,10 @@ Commands:
                             rotate-keys, payouts, audit)
   seller serve              run a seller (internet mall) from a catalog file
   seller settlements        list (or --watch) a seller's confirmed settlements
+  seller refund             refund all or part of a confirmed payment (once per TranID)
   wallet <action>           a customer's wallet (register, earn, buy, balance,
                             history, renew, redeem, redeliver, recover,
-                            catalog, info)
+                            catalog, info, show-recovery-code, restore, sync)
   audit                     check conservation on a ledger database
   demo                      start a center and seller and walk through the protocol
 
@@ -377,7 +378,7 @@ async function waitForSignal(close: () => Promise<void>): Promise<void> {
 async function loadGroup(name: string): Promise<Record<string, Command> | undefined> {
   switch (name) {
     case "wallet":
-      return (await import("./wallet.js")).walletCommands;
+      return { ...(await import("./wallet.js")).walletCommands, ...(await import("./wallet-restore.js")).restoreCommands };
     default:
       return undefined;
   }
@@ -387,9 +388,11 @@ async function resolve(argv: string[]): Promise<{ cmd: Command; rest: string[] }
   const [a, b, c] = argv;
   if (a === "center" && b === "serve") return { cmd: centerServe, rest: argv.slice(2) };
   if (a === "center" && b === "init") return { cmd: centerInit, rest: argv.slice(2) };
+  if (a === "center" && b === "admin" && c === "refund") return { cmd: (await import("./wallet-restore.js")).adminRefund, rest: argv.slice(3) };
   if (a === "center" && b === "admin" && c && adminActions[c]) return { cmd: adminActions[c]!, rest: argv.slice(3) };
   if (a === "seller" && b === "serve") return { cmd: sellerServe, rest: argv.slice(2) };
   if (a === "seller" && b === "settlements") return { cmd: sellerSettlements, rest: argv.slice(2) };
+  if (a === "seller" && b === "refund") return { cmd: (await import("./wallet-restore.js")).sellerRefund, rest: argv.slice(2) };
   if (a === "audit") return { cmd: audit, rest: argv.slice(1) };
   if (a === "demo") return { cmd: (await import("./demo.js")).demoCommand, rest: argv.slice(1) };
   if (a && b) {
@@ -401,7 +404,7 @@ async function resolve(argv: string[]): Promise<{ cmd: Command; rest: string[] }
 
 function groupHelp(argv: string[]): string | undefined {
   if (argv[0] === "center" && argv[1] === "admin") {
-    return `Usage: scripwire center admin <action> [options]\n\nActions: ${Object.keys(adminActions).join(", ")}\nRun 'scripwire center admin <action> --help' for details.`;
+    return `Usage: scripwire center admin <action> [options]\n\nActions: ${[...Object.keys(adminActions), "refund"].join(", ")}\nRun 'scripwire center admin <action> --help' for details.`;
   }
   return undefined;
 }

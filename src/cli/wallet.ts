@@ -20,9 +20,9 @@ const passphraseOpt: OptionSpec = { name: "passphrase", description: "passphrase
 const protocolOpt: OptionSpec = { name: "protocol", description: "wire protocol: connect or grpc", default: "connect" };
 const centerOpt: OptionSpec = { name: "center", description: "payment center URL (default: the one the wallet registered with)" };
 const sellerOpt: OptionSpec = { name: "seller", description: "seller URL", default: "http://127.0.0.1:7200" };
-const common = [walletOpt, passphraseOpt, protocolOpt];
+export const common = [walletOpt, passphraseOpt, protocolOpt];
 
-function protocolOf(o: Options): WireProtocol {
+export function protocolOf(o: Options): WireProtocol {
   const p = o.get("protocol") ?? "connect";
   if (p !== "connect" && p !== "grpc" && p !== "grpc-web") throw new UsageError(`--protocol must be connect, grpc or grpc-web, got ${p}`);
   return p;
@@ -36,7 +36,7 @@ function amountOf(o: Options, name: string): bigint {
 }
 
 /** Prints a typed wallet error with its hint and returns its exit code. */
-function report(o: Options, e: ScripwireError): number {
+export function report(o: Options, e: ScripwireError): number {
   if (o.json) {
     print(true, { error: e.message, code: e.code, reason: e.reason, hint: e.hint || undefined, cmdType: e instanceof RefusedError ? e.cmdType : undefined, exitCode: e.exitCode }, "");
   } else {
@@ -46,7 +46,7 @@ function report(o: Options, e: ScripwireError): number {
 }
 
 /** Opens the wallet file, runs `fn`, closes; typed errors become exit codes. */
-async function withWallet(o: Options, fn: (w: Wallet) => Promise<number>, opts: { useCenterFlag?: boolean } = {}): Promise<number> {
+export async function withWallet(o: Options, fn: (w: Wallet) => Promise<number>, opts: { useCenterFlag?: boolean } = {}): Promise<number> {
   const store = new FileWalletStore(o.require("wallet"), { passphrase: o.get("passphrase") });
   let wallet: Wallet | undefined;
   try {
@@ -121,10 +121,15 @@ export const walletCommands: Record<string, Command> = {
             { name: o.get("name"), email: o.get("email"), address: o.get("address"), etc: o.get("etc") },
             { currency: o.get("currency"), pinnedPublicKey: o.get("pin") },
           );
+          // The recovery code is shown here once, on stdout only (never in
+          // progress lines or logs); `wallet show-recovery-code` shows it again.
+          const recoveryCode = w.recoveryCode();
           print(
             o.json,
-            { walletId: r.walletId, customId: r.customId, currency: r.currency, centerPublicKey: r.centerPublicKey, serial: r.serial, wallet: o.require("wallet") },
-            `registered: customer ${r.customId.serialNumber} (${r.currency}), wallet ${o.require("wallet")}\ncenter key pinned: ${r.centerPublicKey}`,
+            { walletId: r.walletId, customId: r.customId, currency: r.currency, centerPublicKey: r.centerPublicKey, serial: r.serial, wallet: o.require("wallet"), recoveryCode },
+            `registered: customer ${r.customId.serialNumber} (${r.currency}), wallet ${o.require("wallet")}\ncenter key pinned: ${r.centerPublicKey}\n\n` +
+              `RECOVERY CODE (write it down; with the center's address it restores this wallet, so keep it secret):\n  ${recoveryCode}\n` +
+              `restore with: scripwire wallet restore --center ${o.require("center")} --code <code>`,
           );
           return EXIT.OK;
         },

@@ -200,7 +200,8 @@ export type RegisterResult =
 
 export interface SettlementRecord {
   sequence: bigint;
-  kind: TxKind;
+  /** "refund" entries carry a negative amount (see refunds.ts). */
+  kind: TxKind | "refund";
   vendorId: string;
   tranId: string;
   amount: bigint;
@@ -262,7 +263,80 @@ export interface Ledger {
   listSettlements(vendorId: string, afterSequence: bigint, limit: number): Promise<SettlementRecord[]>;
   listPayouts(limit: number): Promise<PayoutRecord[]>;
   audit(): Promise<AuditReport>;
+
+  // Restore/sync and refunds (src/ledger/refunds.ts).
+  /** Refund (part of) a confirmed payment: vendor -> the customer's pending credit, once per TranID. */
+  refund(op: RefundOp): Promise<RefundResult>;
+  /** What a sync reports: live scrips, unfinished transactions, refund credits; undefined for an unknown customer. */
+  customerState(customerSerial: bigint): Promise<CustomerState | undefined>;
+  /** Records a sync nonce; false if this customer already used it. Forgets nonces created before `forgetBefore`. */
+  claimSyncNonce(customerSerial: bigint, nonce: Uint8Array, now: bigint, forgetBefore: bigint): Promise<boolean>;
+  /** Folds pending refund credits into a freshly issued scrip. */
+  foldCredits(op: FoldOp): Promise<FoldResult>;
 }
+
+export type RefundRefusal =
+  | "UNKNOWN_TRANSACTION"
+  | "NOT_A_PAYMENT"
+  | "NOT_CONFIRMED"
+  | "ALREADY_REFUNDED"
+  | "REFUND_EXCEEDS_PAYMENT"
+  | "VENDOR_BALANCE_LOW";
+
+export interface RefundOp {
+  refundId: string;
+  vendorId: string;
+  tranId: string;
+  requestId: string;
+  /** 0 refunds the whole payment. */
+  amount: bigint;
+  reason: string;
+  now: bigint;
+}
+
+export interface RefundRecord {
+  refundId: string;
+  vendorId: string;
+  tranId: string;
+  requestId: string;
+  customerSerial: bigint;
+  amount: bigint;
+  /** The payment's amount. */
+  paid: bigint;
+  currency: string;
+  reason: string;
+  createdAt: bigint;
+  settlementSequence: bigint;
+  /** Serial of the scrip the credit was folded into; 0 while pending. */
+  foldedSerial: bigint;
+}
+
+export type RefundResult =
+  | { status: "done" | "replayed"; refund: RefundRecord }
+  | { status: "refused"; refusal: RefundRefusal; detail: string };
+
+export interface CustomerState {
+  /** Custom_Secret generation the customer registered under. */
+  secretId: number;
+  live: ScripRow[];
+  /** Transactions in state initiated or executed, newest first (at most 100), with their stored replies. */
+  inFlight: TransactionRecord[];
+  /** Every pending credit and the 20 most recently folded ones. */
+  credits: RefundRecord[];
+}
+
+export interface FoldOp {
+  customerSerial: bigint;
+  currency: string;
+  inSerial: bigint;
+  inValue: bigint;
+  refundIds: string[];
+  total: bigint;
+  out: ScripRow;
+  now: bigint;
+}
+
+export type FoldResult = { status: "done" } | { status: "refused"; refusal: "SCRIP_NOT_LIVE" | "IN_FLIGHT" | "STATE_CHANGED"; detail: string };
 
 export class LedgerError extends Error {
   constructor(

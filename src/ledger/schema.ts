@@ -71,5 +71,31 @@ export function schemaStatements(d: Dialect): string[] {
        sequence ${serialPk}, kind TEXT NOT NULL, vendor_id TEXT NOT NULL, tran_id TEXT NOT NULL,
        amount ${int} NOT NULL, currency TEXT NOT NULL, item TEXT NOT NULL, settled_at ${int} NOT NULL)`,
     `CREATE INDEX IF NOT EXISTS settlements_by_vendor ON settlements (vendor_id, sequence)`,
+    ...refundStatements(d),
+  ];
+}
+
+/**
+ * Refunds and restore/sync (issue 14). Created with IF NOT EXISTS, so a
+ * version-1 ledger gains them on its next start.
+ */
+export function refundStatements(d: Dialect): string[] {
+  const int = d === "sqlite" ? "INTEGER" : "BIGINT";
+  const bin = d === "sqlite" ? "BLOB" : "BYTEA";
+  return [
+    // At most one refund per TranID: enforced by the database (the UNIQUE
+    // constraint is where two concurrent refunds meet). folded_serial is 0
+    // while the credit is pending, then the serial of the scrip carrying it.
+    `CREATE TABLE IF NOT EXISTS refunds (
+       refund_id TEXT PRIMARY KEY, vendor_id TEXT NOT NULL, tran_id TEXT NOT NULL, request_id TEXT NOT NULL,
+       customer_serial ${int} NOT NULL, amount ${int} NOT NULL, paid ${int} NOT NULL, currency TEXT NOT NULL,
+       reason TEXT NOT NULL, created_at ${int} NOT NULL, settlement_sequence ${int} NOT NULL,
+       folded_serial ${int} NOT NULL, folded_at ${int},
+       UNIQUE (vendor_id, tran_id), CHECK (amount > 0), CHECK (amount <= paid))`,
+    `CREATE INDEX IF NOT EXISTS refunds_by_customer ON refunds (customer_serial, folded_serial)`,
+    // Sync nonces seen, per customer, kept for the request freshness window.
+    `CREATE TABLE IF NOT EXISTS sync_nonces (
+       customer_serial ${int} NOT NULL, nonce ${bin} NOT NULL, created_at ${int} NOT NULL,
+       PRIMARY KEY (customer_serial, nonce))`,
   ];
 }

@@ -33,6 +33,8 @@ import type {
 } from "./ledger.js";
 import { LedgerError } from "./ledger.js";
 import { schemaStatements, SCHEMA_VERSION } from "./schema.js";
+import * as refunds from "./refunds.js";
+import type { CustomerState, FoldOp, FoldResult, RefundOp, RefundResult } from "./ledger.js";
 import { blob, RetryableConflict, Rollback, type Row, type SqlEngine, type SqlTx } from "./sql.js";
 
 const I64_MAX = (1n << 63n) - 1n;
@@ -52,15 +54,15 @@ export const account = {
   vendor: (id: string, cur: string) => `vendor/${id}/${cur}`,
 };
 
-function u8(v: unknown): Uint8Array {
+export function u8(v: unknown): Uint8Array {
   return v instanceof Uint8Array ? new Uint8Array(v) : new Uint8Array(0);
 }
 
-function big(v: unknown): bigint {
+export function big(v: unknown): bigint {
   return typeof v === "bigint" ? v : BigInt(v as number | string);
 }
 
-function rowToTx(r: Row): TransactionRecord {
+export function rowToTx(r: Row): TransactionRecord {
   return {
     vendorId: r.vendor_id as string,
     tranId: r.tran_id as string,
@@ -87,9 +89,9 @@ function rowToTx(r: Row): TransactionRecord {
  * The transactions columns a TransactionRecord is built from, without the
  * three stored reply blobs; those are read only when a reply is replayed.
  */
-const TX_COLS =
+export const TX_COLS =
   "vendor_id, tran_id, kind, customer_serial, amount, currency, campaign_id, item, delivery_method, expires_at, offer_hash, vendor_key_id, state, in_serial, out_serial";
-const TX_REPLY_COLS = "execute_reply, confirm_reply, cancel_reply";
+export const TX_REPLY_COLS = "execute_reply, confirm_reply, cancel_reply";
 
 /** What executeIssue/executePayment need of the TranID they claimed. */
 interface Claimed {
@@ -115,7 +117,7 @@ function refuse(refusal: Refusal, detail: string): never {
   throw new Rollback(refusal, detail);
 }
 
-async function ensureAccount(q: SqlTx, id: string, kind: string, currency: string): Promise<void> {
+export async function ensureAccount(q: SqlTx, id: string, kind: string, currency: string): Promise<void> {
   await q.run(`INSERT INTO accounts (account_id, kind, currency, balance) VALUES (?, ?, ?, 0) ON CONFLICT (account_id) DO NOTHING`, [
     id,
     kind,
@@ -128,7 +130,7 @@ async function ensureAccount(q: SqlTx, id: string, kind: string, currency: strin
  * (unless the account is external) and the credit on not overflowing int64,
  * so neither can be lost to a race or wrap around.
  */
-async function transfer(
+export async function transfer(
   q: SqlTx,
   kind: string,
   ref: string,
@@ -158,7 +160,7 @@ async function transfer(
   );
 }
 
-async function spendScrip(q: SqlTx, serial: bigint, customerSerial: bigint, value: bigint, now: bigint): Promise<void> {
+export async function spendScrip(q: SqlTx, serial: bigint, customerSerial: bigint, value: bigint, now: bigint): Promise<void> {
   const n = await q.run(
     `UPDATE scrips SET state = 'spent', spent_at = ? WHERE serial = ? AND customer_serial = ? AND value = ? AND state = 'live'`,
     [now, serial, customerSerial, value],
@@ -166,7 +168,7 @@ async function spendScrip(q: SqlTx, serial: bigint, customerSerial: bigint, valu
   if (n !== 1) refuse("SCRIP_NOT_LIVE", `scrip serial ${serial} is not this customer's live scrip`);
 }
 
-async function insertScrip(q: SqlTx, s: ScripRow, now: bigint): Promise<void> {
+export async function insertScrip(q: SqlTx, s: ScripRow, now: bigint): Promise<void> {
   if (s.value < 0n) throw new LedgerError("BAD_AMOUNT", "scrip value must not be negative");
   await q.run(
     `INSERT INTO scrips (serial, customer_serial, currency, value, expires_at, state, created_at) VALUES (?, ?, ?, ?, ?, 'live', ?)`,
@@ -174,7 +176,7 @@ async function insertScrip(q: SqlTx, s: ScripRow, now: bigint): Promise<void> {
   );
 }
 
-function settle<T>(p: Promise<T>): Promise<T | LedgerResult> {
+export function settle<T>(p: Promise<T>): Promise<T | LedgerResult> {
   return p.catch((e: unknown) => {
     if (e instanceof Rollback) return { status: "refused", refusal: e.refusal as Refusal, detail: e.detail } as LedgerResult;
     if (e instanceof MoneyError) return { status: "refused", refusal: "OVERFLOW", detail: e.message } as LedgerResult;
@@ -812,6 +814,7 @@ export class SqlLedger implements Ledger {
          WHERE t.state IN ('executed', 'confirmed') AND (i.serial IS NULL OR o.serial IS NULL OR i.state <> 'spent') LIMIT 10`,
       );
       for (const e of executed) problems.push(`transaction ${e.vendor_id}/${e.tran_id} executed but its scrips are inconsistent`);
+      problems.push(...(await refunds.auditRefunds(q)));
       const scrips = await q.get(`SELECT COUNT(*) AS n FROM scrips`);
       return {
         ok: problems.length === 0,
@@ -821,5 +824,23 @@ export class SqlLedger implements Ledger {
         scripsChecked: Number(scrips?.n ?? 0),
       };
     });
+  }
+
+  // ---------------------------------------------------------------- refunds, restore/sync (refunds.ts)
+
+  refund(op: RefundOp): Promise<RefundResult> {
+    return refunds.refund(this.engine, this.db, op);
+  }
+
+  customerState(customerSerial: bigint): Promise<CustomerState | undefined> {
+    return refunds.customerState(this.db, customerSerial);
+  }
+
+  claimSyncNonce(customerSerial: bigint, nonce: Uint8Array, now: bigint, forgetBefore: bigint): Promise<boolean> {
+    return refunds.claimSyncNonce(this.db, customerSerial, nonce, now, forgetBefore);
+  }
+
+  foldCredits(op: FoldOp): Promise<FoldResult> {
+    return refunds.foldCredits(this.db, op);
   }
 }

@@ -29,6 +29,8 @@ import {
   type RegisterResponse,
   type RenewRequestSchema,
   type RenewResponse,
+  type SyncRequestSchema,
+  type SyncResponse,
 } from "../../gen/scripwire/v1/center_pb.js";
 import {
   SellerService,
@@ -136,6 +138,9 @@ export class CenterRpc extends BaseClient<typeof PaymentCenterService> {
   }
   redeem(req: Init<typeof RedeemRequestSchema>): Promise<RedeemResponse> {
     return this.call("RD1", (o) => this.raw.redeem(req, o));
+  }
+  sync(req: Init<typeof SyncRequestSchema>): Promise<SyncResponse> {
+    return this.call("SY1", (o) => this.raw.sync(req, o));
   }
 }
 

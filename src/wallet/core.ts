@@ -39,6 +39,7 @@ import { decodeReceipt, decodeScrip, encodeOffer, encodeReceipt, encodeScrip, fr
 import { IntegrityError, RefusedError, ScripwireError, StateError, UnavailableError } from "./errors.js";
 import { Journal } from "./journal.js";
 import { cloneState, type DeliveryMethodName, type HistoryRecord, type JournalRecord, type PendingOperation, type WalletState, type WalletStore } from "./state.js";
+import { readRecoveryCode, recoveryCodeOf, restoredState, syncOnce, syncWallet, type RestoreHost, type RestoreOptions, type RestoreResult, type SyncResult } from "./restore.js";
 import {
   RETRANSMISSIONS_MAX_DEFAULT,
   VALUE_STEPS,
@@ -984,6 +985,92 @@ export class WalletCore {
       serial: b.scripId!.serialNumber,
       recovered: recovering,
     };
+  }
+
+  // ------------------------------------------------------------------ recovery code, restore, sync (restore.ts)
+
+  /** What restore.ts may touch: state, secret, center client, journal commits. */
+  private restoreHost(): RestoreHost {
+    return {
+      clock: () => this.clock(),
+      progress: (step, message) => this.progress(step, message),
+      state: () => this.st(),
+      customSecret: () => this.cs(),
+      center: () => this.centerClient(),
+      commit: (r) => this.journal.commit(r),
+    };
+  }
+
+  /**
+   * The recovery code: customer id and Custom_Secret as 15 checksummed
+   * groups. With the center's address it restores this wallet anywhere, so
+   * it is shown to the customer only (never logged) and kept like a password.
+   *
+   * @throws {StateError} NOT_REGISTERED.
+   */
+  recoveryCode(): string {
+    return recoveryCodeOf(this.st(), this.cs());
+  }
+
+  /**
+   * Rebuilds a lost wallet in this (empty) one from a recovery code: asks the
+   * center (SY1 -> SY2) for the customer's live scrip, finishes any
+   * transaction it reports executed but unconfirmed (exactly once: the center
+   * replays a confirmation already made), and adopts the live scrip.
+   *
+   * @example
+   * ```ts
+   * const w = await Wallet.open({ store: new FileWalletStore("new.json") });
+   * await w.restore("https://center.example", "SW1-....");
+   * ```
+   * @throws {StateError} ALREADY_REGISTERED, PINNED_KEY_MISMATCH, NO_LIVE_SCRIP.
+   * @throws {ScripwireError} INVALID_ARGUMENT BAD_RECOVERY_CODE / RECOVERY_CODE_MISTYPED: the code cannot be read.
+   * @throws {AuthenticationError} BAD_HASH: the center did not accept the code (or the clock is off).
+   */
+  restore(centerUrl: string, code: string, opts: RestoreOptions = {}): Promise<RestoreResult> {
+    return this.exclusive(async () => {
+      const existing = this.journal.state;
+      if (existing) {
+        throw new StateError("ALREADY_REGISTERED", `this wallet already holds customer ${existing.customId.serialNumber}`, { hint: "restore into a new wallet file" });
+      }
+      const { customId, customSecret } = readRecoveryCode(code);
+      const center = this.centerClient(centerUrl);
+      const info = await center.getCenterInfo();
+      const key = toHexString(info.publicKey);
+      if (opts.pinnedPublicKey !== undefined && opts.pinnedPublicKey.toLowerCase() !== key) {
+        throw new StateError("PINNED_KEY_MISMATCH", `the center at ${centerUrl} presents key ${key}, not the pinned ${opts.pinnedPublicKey}`, {
+          hint: "you may be talking to the wrong server; check the URL and the key with the center's operator",
+        });
+      }
+      if (!info.center || info.publicKey.length !== 32) throw new IntegrityError("BAD_CENTER_KEY", "the center did not present its identity and a 32-byte key");
+      this.progress("SY1", `SY1 → center: restoring customer ${customId.serialNumber} from ${centerUrl}`);
+      const first = await syncOnce(center, customId, customSecret, this.clock);
+      const want = opts.currency ?? info.currencies.find((c) => first.scrips.some((s) => s.scrip?.currency === c)) ?? first.scrips[0]?.scrip?.currency;
+      const live = first.scrips.find((s) => s.scrip?.currency === want);
+      if (!live) throw new StateError("NO_LIVE_SCRIP", `the center holds no live ${want ?? ""} scrip for this customer`);
+      await this.journal.create(restoredState(centerUrl, info, customId, customSecret, live, this.clock()));
+      this.secret = customSecret;
+      this.centerInfoCache = info;
+      const r = await syncWallet(this.restoreHost(), { sellerUrl: opts.sellerUrl, restoring: true });
+      return { ...r, customId, centerPublicKey: key };
+    });
+  }
+
+  /**
+   * Converges with the center: finishes this wallet's own unfinished
+   * operation, then any transaction the center reports executed but
+   * unconfirmed (possibly started on another device), and adopts the
+   * center's live scrip, which carries any refund credited since.
+   *
+   * @throws {StateError} NOT_REGISTERED, PINNED_KEY_MISMATCH, PENDING_OPERATION.
+   * @throws {AuthenticationError} the center did not accept the request (clock more than 5 minutes off).
+   * @throws {IntegrityError} the reply did not authenticate; nothing was adopted.
+   */
+  sync(opts: { sellerUrl?: string } = {}): Promise<SyncResult> {
+    return this.exclusive(async () => {
+      await this.ready();
+      return syncWallet(this.restoreHost(), opts);
+    });
   }
 
   // ------------------------------------------------------------------ recovery

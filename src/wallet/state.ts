@@ -47,7 +47,8 @@ export interface PendingOperation {
 
 /** One line of the wallet's history, as stored (amounts as decimal strings). */
 export interface HistoryRecord {
-  kind: "registered" | "earned" | "bought" | "renewed" | "redeemed";
+  /** refunded: a seller's refund the center folded into the scrip; restored / synced: the scrip was replaced by the center's live one. */
+  kind: "registered" | "earned" | "bought" | "renewed" | "redeemed" | "refunded" | "restored" | "synced";
   atMs: number;
   /** Signed change of the balance, in the currency's smallest unit. */
   amount: string;

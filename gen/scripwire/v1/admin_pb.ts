@@ -8,7 +8,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Payout, ServerType } from "./types_pb.js";
+import type { Payout, Refund, ServerType } from "./types_pb.js";
 import { file_scripwire_v1_types } from "./types_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file scripwire/v1/admin.proto.
  */
 export const file_scripwire_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChhzY3JpcHdpcmUvdjEvYWRtaW4ucHJvdG8SDHNjcmlwd2lyZS52MSJSChNDcmVhdGVWZW5kb3JSZXF1ZXN0EhEKCXZlbmRvcl9pZBgBIAEoCRIoCgZ2ZW5kb3IYAiABKAsyGC5zY3JpcHdpcmUudjEuU2VydmVyVHlwZSJXChRDcmVhdGVWZW5kb3JSZXNwb25zZRIRCgl2ZW5kb3JfaWQYASABKAkSFQoNdmVuZG9yX2tleV9pZBgCIAEoDRIVCg12ZW5kb3Jfc2VjcmV0GAMgASgMIi4KGVJvdGF0ZVZlbmRvclNlY3JldFJlcXVlc3QSEQoJdmVuZG9yX2lkGAEgASgJIkoKGlJvdGF0ZVZlbmRvclNlY3JldFJlc3BvbnNlEhUKDXZlbmRvcl9rZXlfaWQYASABKA0SFQoNdmVuZG9yX3NlY3JldBgCIAEoDCKBAQoIQ2FtcGFpZ24SEwoLY2FtcGFpZ25faWQYASABKAkSEQoJdmVuZG9yX2lkGAIgASgJEhAKCGN1cnJlbmN5GAMgASgJEg4KBmJ1ZGdldBgEIAEoAxILCgNjYXAYBSABKAMSDgoGZnVuZGVkGAYgASgDEg4KBmlzc3VlZBgHIAEoAyJeChVDcmVhdGVDYW1wYWlnblJlcXVlc3QSEwoLY2FtcGFpZ25faWQYASABKAkSEQoJdmVuZG9yX2lkGAIgASgJEhAKCGN1cnJlbmN5GAMgASgJEgsKA2NhcBgEIAEoAyJCChZDcmVhdGVDYW1wYWlnblJlc3BvbnNlEigKCGNhbXBhaWduGAEgASgLMhYuc2NyaXB3aXJlLnYxLkNhbXBhaWduIk4KE0Z1bmRDYW1wYWlnblJlcXVlc3QSEwoLY2FtcGFpZ25faWQYASABKAkSDgoGYW1vdW50GAIgASgDEhIKCnJlcXVlc3RfaWQYAyABKAkiQAoURnVuZENhbXBhaWduUmVzcG9uc2USKAoIY2FtcGFpZ24YASABKAsyFi5zY3JpcHdpcmUudjEuQ2FtcGFpZ24iFgoUTGlzdENhbXBhaWduc1JlcXVlc3QiQgoVTGlzdENhbXBhaWduc1Jlc3BvbnNlEikKCWNhbXBhaWducxgBIAMoCzIWLnNjcmlwd2lyZS52MS5DYW1wYWlnbiI4ChFSb3RhdGVLZXlzUmVxdWVzdBIjCgRraW5kGAEgASgOMhUuc2NyaXB3aXJlLnYxLktleUtpbmQiTAoSUm90YXRlS2V5c1Jlc3BvbnNlEiMKBGtpbmQYASABKA4yFS5zY3JpcHdpcmUudjEuS2V5S2luZBIRCglzZWNyZXRfaWQYAiABKA0iIwoSTGlzdFBheW91dHNSZXF1ZXN0Eg0KBWxpbWl0GAEgASgNIjwKE0xpc3RQYXlvdXRzUmVzcG9uc2USJQoHcGF5b3V0cxgBIAMoCzIULnNjcmlwd2lyZS52MS5QYXlvdXQiDgoMQXVkaXRSZXF1ZXN0InoKDUF1ZGl0UmVzcG9uc2USCgoCb2sYASABKAgSEAoIcHJvYmxlbXMYAiADKAkSGQoRdHJhbnNmZXJzX2NoZWNrZWQYAyABKAQSGAoQYWNjb3VudHNfY2hlY2tlZBgEIAEoBBIWCg5zY3JpcHNfY2hlY2tlZBgFIAEoBCpZCgdLZXlLaW5kEhgKFEtFWV9LSU5EX1VOU1BFQ0lGSUVEEAASGAoUS0VZX0tJTkRfQ0VSVElGSUNBVEUQARIaChZLRVlfS0lORF9DVVNUT01fU0VDUkVUEAIy2AUKEkNlbnRlckFkbWluU2VydmljZRJVCgxDcmVhdGVWZW5kb3ISIS5zY3JpcHdpcmUudjEuQ3JlYXRlVmVuZG9yUmVxdWVzdBoiLnNjcmlwd2lyZS52MS5DcmVhdGVWZW5kb3JSZXNwb25zZRJnChJSb3RhdGVWZW5kb3JTZWNyZXQSJy5zY3JpcHdpcmUudjEuUm90YXRlVmVuZG9yU2VjcmV0UmVxdWVzdBooLnNjcmlwd2lyZS52MS5Sb3RhdGVWZW5kb3JTZWNyZXRSZXNwb25zZRJbCg5DcmVhdGVDYW1wYWlnbhIjLnNjcmlwd2lyZS52MS5DcmVhdGVDYW1wYWlnblJlcXVlc3QaJC5zY3JpcHdpcmUudjEuQ3JlYXRlQ2FtcGFpZ25SZXNwb25zZRJVCgxGdW5kQ2FtcGFpZ24SIS5zY3JpcHdpcmUudjEuRnVuZENhbXBhaWduUmVxdWVzdBoiLnNjcmlwd2lyZS52MS5GdW5kQ2FtcGFpZ25SZXNwb25zZRJdCg1MaXN0Q2FtcGFpZ25zEiIuc2NyaXB3aXJlLnYxLkxpc3RDYW1wYWlnbnNSZXF1ZXN0GiMuc2NyaXB3aXJlLnYxLkxpc3RDYW1wYWlnbnNSZXNwb25zZSIDkAIBEk8KClJvdGF0ZUtleXMSHy5zY3JpcHdpcmUudjEuUm90YXRlS2V5c1JlcXVlc3QaIC5zY3JpcHdpcmUudjEuUm90YXRlS2V5c1Jlc3BvbnNlElcKC0xpc3RQYXlvdXRzEiAuc2NyaXB3aXJlLnYxLkxpc3RQYXlvdXRzUmVxdWVzdBohLnNjcmlwd2lyZS52MS5MaXN0UGF5b3V0c1Jlc3BvbnNlIgOQAgESRQoFQXVkaXQSGi5zY3JpcHdpcmUudjEuQXVkaXRSZXF1ZXN0Ghsuc2NyaXB3aXJlLnYxLkF1ZGl0UmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_scripwire_v1_types]);
+  fileDesc("ChhzY3JpcHdpcmUvdjEvYWRtaW4ucHJvdG8SDHNjcmlwd2lyZS52MSJSChNDcmVhdGVWZW5kb3JSZXF1ZXN0EhEKCXZlbmRvcl9pZBgBIAEoCRIoCgZ2ZW5kb3IYAiABKAsyGC5zY3JpcHdpcmUudjEuU2VydmVyVHlwZSJXChRDcmVhdGVWZW5kb3JSZXNwb25zZRIRCgl2ZW5kb3JfaWQYASABKAkSFQoNdmVuZG9yX2tleV9pZBgCIAEoDRIVCg12ZW5kb3Jfc2VjcmV0GAMgASgMIi4KGVJvdGF0ZVZlbmRvclNlY3JldFJlcXVlc3QSEQoJdmVuZG9yX2lkGAEgASgJIkoKGlJvdGF0ZVZlbmRvclNlY3JldFJlc3BvbnNlEhUKDXZlbmRvcl9rZXlfaWQYASABKA0SFQoNdmVuZG9yX3NlY3JldBgCIAEoDCKBAQoIQ2FtcGFpZ24SEwoLY2FtcGFpZ25faWQYASABKAkSEQoJdmVuZG9yX2lkGAIgASgJEhAKCGN1cnJlbmN5GAMgASgJEg4KBmJ1ZGdldBgEIAEoAxILCgNjYXAYBSABKAMSDgoGZnVuZGVkGAYgASgDEg4KBmlzc3VlZBgHIAEoAyJeChVDcmVhdGVDYW1wYWlnblJlcXVlc3QSEwoLY2FtcGFpZ25faWQYASABKAkSEQoJdmVuZG9yX2lkGAIgASgJEhAKCGN1cnJlbmN5GAMgASgJEgsKA2NhcBgEIAEoAyJCChZDcmVhdGVDYW1wYWlnblJlc3BvbnNlEigKCGNhbXBhaWduGAEgASgLMhYuc2NyaXB3aXJlLnYxLkNhbXBhaWduIk4KE0Z1bmRDYW1wYWlnblJlcXVlc3QSEwoLY2FtcGFpZ25faWQYASABKAkSDgoGYW1vdW50GAIgASgDEhIKCnJlcXVlc3RfaWQYAyABKAkiQAoURnVuZENhbXBhaWduUmVzcG9uc2USKAoIY2FtcGFpZ24YASABKAsyFi5zY3JpcHdpcmUudjEuQ2FtcGFpZ24iFgoUTGlzdENhbXBhaWduc1JlcXVlc3QiQgoVTGlzdENhbXBhaWduc1Jlc3BvbnNlEikKCWNhbXBhaWducxgBIAMoCzIWLnNjcmlwd2lyZS52MS5DYW1wYWlnbiI4ChFSb3RhdGVLZXlzUmVxdWVzdBIjCgRraW5kGAEgASgOMhUuc2NyaXB3aXJlLnYxLktleUtpbmQiTAoSUm90YXRlS2V5c1Jlc3BvbnNlEiMKBGtpbmQYASABKA4yFS5zY3JpcHdpcmUudjEuS2V5S2luZBIRCglzZWNyZXRfaWQYAiABKA0iIwoSTGlzdFBheW91dHNSZXF1ZXN0Eg0KBWxpbWl0GAEgASgNIjwKE0xpc3RQYXlvdXRzUmVzcG9uc2USJQoHcGF5b3V0cxgBIAMoCzIULnNjcmlwd2lyZS52MS5QYXlvdXQiDgoMQXVkaXRSZXF1ZXN0InoKDUF1ZGl0UmVzcG9uc2USCgoCb2sYASABKAgSEAoIcHJvYmxlbXMYAiADKAkSGQoRdHJhbnNmZXJzX2NoZWNrZWQYAyABKAQSGAoQYWNjb3VudHNfY2hlY2tlZBgEIAEoBBIWCg5zY3JpcHNfY2hlY2tlZBgFIAEoBCKAAQomQ2VudGVyQWRtaW5TZXJ2aWNlUmVmdW5kUGF5bWVudFJlcXVlc3QSEQoJdmVuZG9yX2lkGAEgASgJEg8KB3RyYW5faWQYAiABKAkSDgoGYW1vdW50GAMgASgDEhIKCnJlcXVlc3RfaWQYBCABKAkSDgoGcmVhc29uGAUgASgJIk8KJ0NlbnRlckFkbWluU2VydmljZVJlZnVuZFBheW1lbnRSZXNwb25zZRIkCgZyZWZ1bmQYASABKAsyFC5zY3JpcHdpcmUudjEuUmVmdW5kKlkKB0tleUtpbmQSGAoUS0VZX0tJTkRfVU5TUEVDSUZJRUQQABIYChRLRVlfS0lORF9DRVJUSUZJQ0FURRABEhoKFktFWV9LSU5EX0NVU1RPTV9TRUNSRVQQAjLWBgoSQ2VudGVyQWRtaW5TZXJ2aWNlElUKDENyZWF0ZVZlbmRvchIhLnNjcmlwd2lyZS52MS5DcmVhdGVWZW5kb3JSZXF1ZXN0GiIuc2NyaXB3aXJlLnYxLkNyZWF0ZVZlbmRvclJlc3BvbnNlEmcKElJvdGF0ZVZlbmRvclNlY3JldBInLnNjcmlwd2lyZS52MS5Sb3RhdGVWZW5kb3JTZWNyZXRSZXF1ZXN0Giguc2NyaXB3aXJlLnYxLlJvdGF0ZVZlbmRvclNlY3JldFJlc3BvbnNlElsKDkNyZWF0ZUNhbXBhaWduEiMuc2NyaXB3aXJlLnYxLkNyZWF0ZUNhbXBhaWduUmVxdWVzdBokLnNjcmlwd2lyZS52MS5DcmVhdGVDYW1wYWlnblJlc3BvbnNlElUKDEZ1bmRDYW1wYWlnbhIhLnNjcmlwd2lyZS52MS5GdW5kQ2FtcGFpZ25SZXF1ZXN0GiIuc2NyaXB3aXJlLnYxLkZ1bmRDYW1wYWlnblJlc3BvbnNlEl0KDUxpc3RDYW1wYWlnbnMSIi5zY3JpcHdpcmUudjEuTGlzdENhbXBhaWduc1JlcXVlc3QaIy5zY3JpcHdpcmUudjEuTGlzdENhbXBhaWduc1Jlc3BvbnNlIgOQAgESTwoKUm90YXRlS2V5cxIfLnNjcmlwd2lyZS52MS5Sb3RhdGVLZXlzUmVxdWVzdBogLnNjcmlwd2lyZS52MS5Sb3RhdGVLZXlzUmVzcG9uc2USVwoLTGlzdFBheW91dHMSIC5zY3JpcHdpcmUudjEuTGlzdFBheW91dHNSZXF1ZXN0GiEuc2NyaXB3aXJlLnYxLkxpc3RQYXlvdXRzUmVzcG9uc2UiA5ACARJFCgVBdWRpdBIaLnNjcmlwd2lyZS52MS5BdWRpdFJlcXVlc3QaGy5zY3JpcHdpcmUudjEuQXVkaXRSZXNwb25zZSIDkAIBEnwKDVJlZnVuZFBheW1lbnQSNC5zY3JpcHdpcmUudjEuQ2VudGVyQWRtaW5TZXJ2aWNlUmVmdW5kUGF5bWVudFJlcXVlc3QaNS5zY3JpcHdpcmUudjEuQ2VudGVyQWRtaW5TZXJ2aWNlUmVmdW5kUGF5bWVudFJlc3BvbnNlYgZwcm90bzM", [file_scripwire_v1_types]);
 
 /**
  * @generated from message scripwire.v1.CreateVendorRequest
@@ -416,6 +416,62 @@ export const AuditResponseSchema: GenMessage<AuditResponse> = /*@__PURE__*/
   messageDesc(file_scripwire_v1_admin, 16);
 
 /**
+ * @generated from message scripwire.v1.CenterAdminServiceRefundPaymentRequest
+ */
+export type CenterAdminServiceRefundPaymentRequest = Message<"scripwire.v1.CenterAdminServiceRefundPaymentRequest"> & {
+  /**
+   * @generated from field: string vendor_id = 1;
+   */
+  vendorId: string;
+
+  /**
+   * @generated from field: string tran_id = 2;
+   */
+  tranId: string;
+
+  /**
+   * 0 refunds the whole payment.
+   *
+   * @generated from field: int64 amount = 3;
+   */
+  amount: bigint;
+
+  /**
+   * @generated from field: string request_id = 4;
+   */
+  requestId: string;
+
+  /**
+   * @generated from field: string reason = 5;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message scripwire.v1.CenterAdminServiceRefundPaymentRequest.
+ * Use `create(CenterAdminServiceRefundPaymentRequestSchema)` to create a new message.
+ */
+export const CenterAdminServiceRefundPaymentRequestSchema: GenMessage<CenterAdminServiceRefundPaymentRequest> = /*@__PURE__*/
+  messageDesc(file_scripwire_v1_admin, 17);
+
+/**
+ * @generated from message scripwire.v1.CenterAdminServiceRefundPaymentResponse
+ */
+export type CenterAdminServiceRefundPaymentResponse = Message<"scripwire.v1.CenterAdminServiceRefundPaymentResponse"> & {
+  /**
+   * @generated from field: scripwire.v1.Refund refund = 1;
+   */
+  refund?: Refund | undefined;
+};
+
+/**
+ * Describes the message scripwire.v1.CenterAdminServiceRefundPaymentResponse.
+ * Use `create(CenterAdminServiceRefundPaymentResponseSchema)` to create a new message.
+ */
+export const CenterAdminServiceRefundPaymentResponseSchema: GenMessage<CenterAdminServiceRefundPaymentResponse> = /*@__PURE__*/
+  messageDesc(file_scripwire_v1_admin, 18);
+
+/**
  * Which key family to rotate.
  *
  * @generated from enum scripwire.v1.KeyKind
@@ -528,6 +584,16 @@ export const CenterAdminService: GenService<{
     methodKind: "unary";
     input: typeof AuditRequestSchema;
     output: typeof AuditResponseSchema;
+  },
+  /**
+   * Refund all or part of a confirmed payment on a seller's behalf.
+   *
+   * @generated from rpc scripwire.v1.CenterAdminService.RefundPayment
+   */
+  refundPayment: {
+    methodKind: "unary";
+    input: typeof CenterAdminServiceRefundPaymentRequestSchema;
+    output: typeof CenterAdminServiceRefundPaymentResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_scripwire_v1_admin, 0);

@@ -11,7 +11,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { HashAlgorithm, HeaderType, Offer, Payout, Receipt, ScripType, ServerType } from "./types_pb.js";
+import type { DeliveryMethod, HashAlgorithm, HeaderType, IdType, Offer, OfferKind, Payout, Receipt, Refund, ScripType, ServerType } from "./types_pb.js";
 import { file_scripwire_v1_types } from "./types_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file scripwire/v1/center.proto.
  */
 export const file_scripwire_v1_center: GenFile = /*@__PURE__*/
-  fileDesc("ChlzY3JpcHdpcmUvdjEvY2VudGVyLnByb3RvEgxzY3JpcHdpcmUudjEiFgoUR2V0Q2VudGVySW5mb1JlcXVlc3Qi/gIKFUdldENlbnRlckluZm9SZXNwb25zZRIoCgZoZWFkZXIYASABKAsyGC5zY3JpcHdpcmUudjEuSGVhZGVyVHlwZRIoCgZjZW50ZXIYAiABKAsyGC5zY3JpcHdpcmUudjEuU2VydmVyVHlwZRISCgpwdWJsaWNfa2V5GAMgASgMEj0KGGFjY2VwdGVkX2hhc2hfYWxnb3JpdGhtcxgEIAMoDjIbLnNjcmlwd2lyZS52MS5IYXNoQWxnb3JpdGhtEhIKCmN1cnJlbmNpZXMYBSADKAkSUgoQcmVkZWVtX3RocmVzaG9sZBgGIAMoCzI4LnNjcmlwd2lyZS52MS5HZXRDZW50ZXJJbmZvUmVzcG9uc2UuUmVkZWVtVGhyZXNob2xkRW50cnkSHgoWc2NyaXBfbGlmZXRpbWVfc2Vjb25kcxgHIAEoAxo2ChRSZWRlZW1UaHJlc2hvbGRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBIrcBCg9SZWdpc3RlclJlcXVlc3QSKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSEQoJd2FsbGV0X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDwoHYWRkcmVzcxgEIAEoCRINCgVlbWFpbBgFIAEoCRILCgNldGMYBiABKAkSGgoSc2VhbGVkX3Nlc3Npb25fa2V5GAcgASgMEhAKCGN1cnJlbmN5GAggASgJIoUBChBSZWdpc3RlclJlc3BvbnNlEigKBmhlYWRlchgBIAEoCzIYLnNjcmlwd2lyZS52MS5IZWFkZXJUeXBlEiYKBXNjcmlwGAIgASgLMhcuc2NyaXB3aXJlLnYxLlNjcmlwVHlwZRIfChdlbmNyeXB0ZWRfY3VzdG9tX3NlY3JldBgDIAEoDCJhChBJbml0SXNzdWVSZXF1ZXN0EigKBmhlYWRlchgBIAEoCzIYLnNjcmlwd2lyZS52MS5IZWFkZXJUeXBlEiMKBnBlcm1pdBgCIAEoCzITLnNjcmlwd2lyZS52MS5PZmZlciJ9ChFJbml0SXNzdWVSZXNwb25zZRIoCgZoZWFkZXIYASABKAsyGC5zY3JpcHdpcmUudjEuSGVhZGVyVHlwZRIPCgd0cmFuX2lkGAIgASgJEi0KBXN0YXRlGAMgASgOMh4uc2NyaXB3aXJlLnYxLlRyYW5zYWN0aW9uU3RhdGUilgEKDElzc3VlUmVxdWVzdBIoCgZoZWFkZXIYASABKAsyGC5zY3JpcHdpcmUudjEuSGVhZGVyVHlwZRIPCgd0cmFuX2lkGAIgASgJEiYKBXNjcmlwGAMgASgLMhcuc2NyaXB3aXJlLnYxLlNjcmlwVHlwZRISCgpzY3JpcF9oYXNoGAQgASgMEg8KB3BfY291bnQYBSABKA0i2wEKDUlzc3VlUmVzcG9uc2USKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSDwoHdHJhbl9pZBgCIAEoCRIqCgluZXdfc2NyaXAYAyABKAsyFy5zY3JpcHdpcmUudjEuU2NyaXBUeXBlEhYKDm5ld19zY3JpcF9oYXNoGAQgASgMEiYKBXNjcmlwGAUgASgLMhcuc2NyaXB3aXJlLnYxLlNjcmlwVHlwZRISCgpzY3JpcF9oYXNoGAYgASgMEg8KB3BfY291bnQYByABKA0ipQEKE0NvbmZpcm1Jc3N1ZVJlcXVlc3QSKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSDwoHdHJhbl9pZBgCIAEoCRIqCgluZXdfc2NyaXAYAyABKAsyFy5zY3JpcHdpcmUudjEuU2NyaXBUeXBlEhYKDm5ld19zY3JpcF9oYXNoGAQgASgMEg8KB3BfY291bnQYBSABKA0ivAEKFENvbmZpcm1Jc3N1ZVJlc3BvbnNlEigKBmhlYWRlchgBIAEoCzIYLnNjcmlwd2lyZS52MS5IZWFkZXJUeXBlEg8KB3RyYW5faWQYAiABKAkSLQoFc3RhdGUYAyABKA4yHi5zY3JpcHdpcmUudjEuVHJhbnNhY3Rpb25TdGF0ZRImCgVzY3JpcBgEIAEoCzIXLnNjcmlwd2lyZS52MS5TY3JpcFR5cGUSEgoKc2NyaXBfaGFzaBgFIAEoDCJiChJJbml0UGF5bWVudFJlcXVlc3QSKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSIgoFb3JkZXIYAiABKAsyEy5zY3JpcHdpcmUudjEuT2ZmZXIifwoTSW5pdFBheW1lbnRSZXNwb25zZRIoCgZoZWFkZXIYASABKAsyGC5zY3JpcHdpcmUudjEuSGVhZGVyVHlwZRIPCgd0cmFuX2lkGAIgASgJEi0KBXN0YXRlGAMgASgOMh4uc2NyaXB3aXJlLnYxLlRyYW5zYWN0aW9uU3RhdGUioQEKClBheVJlcXVlc3QSKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSJgoFc2NyaXAYAiABKAsyFy5zY3JpcHdpcmUudjEuU2NyaXBUeXBlEiIKBW9yZGVyGAMgASgLMhMuc2NyaXB3aXJlLnYxLk9mZmVyEgwKBGhhc2gYBCABKAwSDwoHcF9jb3VudBgFIAEoDSLmAQoLUGF5UmVzcG9uc2USKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSKgoJbmV3X3NjcmlwGAIgASgLMhcuc2NyaXB3aXJlLnYxLlNjcmlwVHlwZRIWCg5uZXdfc2NyaXBfaGFzaBgDIAEoDBImCgVzY3JpcBgEIAEoCzIXLnNjcmlwd2lyZS52MS5TY3JpcFR5cGUSIgoFb3JkZXIYBSABKAsyEy5zY3JpcHdpcmUudjEuT2ZmZXISDAoEaGFzaBgGIAEoDBIPCgdwX2NvdW50GAcgASgNIqcBChVDb25maXJtUGF5bWVudFJlcXVlc3QSKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSDwoHdHJhbl9pZBgCIAEoCRIqCgluZXdfc2NyaXAYAyABKAsyFy5zY3JpcHdpcmUudjEuU2NyaXBUeXBlEhYKDm5ld19zY3JpcF9oYXNoGAQgASgMEg8KB3BfY291bnQYBSABKA0i5gEKFkNvbmZpcm1QYXltZW50UmVzcG9uc2USKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSDwoHdHJhbl9pZBgCIAEoCRItCgVzdGF0ZRgDIAEoDjIeLnNjcmlwd2lyZS52MS5UcmFuc2FjdGlvblN0YXRlEiYKB3JlY2VpcHQYBCABKAsyFS5zY3JpcHdpcmUudjEuUmVjZWlwdBImCgVzY3JpcBgFIAEoCzIXLnNjcmlwd2lyZS52MS5TY3JpcFR5cGUSEgoKc2NyaXBfaGFzaBgGIAEoDCKZAQoMUmVuZXdSZXF1ZXN0EigKBmhlYWRlchgBIAEoCzIYLnNjcmlwd2lyZS52MS5IZWFkZXJUeXBlEhIKCnJlcXVlc3RfaWQYAiABKAkSJgoFc2NyaXAYAyABKAsyFy5zY3JpcHdpcmUudjEuU2NyaXBUeXBlEhIKCnNjcmlwX2hhc2gYBCABKAwSDwoHcF9jb3VudBgFIAEoDSJ9Cg1SZW5ld1Jlc3BvbnNlEigKBmhlYWRlchgBIAEoCzIYLnNjcmlwd2lyZS52MS5IZWFkZXJUeXBlEioKCW5ld19zY3JpcBgCIAEoCzIXLnNjcmlwd2lyZS52MS5TY3JpcFR5cGUSFgoObmV3X3NjcmlwX2hhc2gYAyABKAwiwgEKDVJlZGVlbVJlcXVlc3QSKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSEgoKcmVxdWVzdF9pZBgCIAEoCRImCgVzY3JpcBgDIAEoCzIXLnNjcmlwd2lyZS52MS5TY3JpcFR5cGUSEgoKc2NyaXBfaGFzaBgEIAEoDBIOCgZhbW91bnQYBSABKAMSFgoOcGF5b3V0X2FjY291bnQYBiABKAkSDwoHcF9jb3VudBgHIAEoDSKkAQoOUmVkZWVtUmVzcG9uc2USKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSKgoJbmV3X3NjcmlwGAIgASgLMhcuc2NyaXB3aXJlLnYxLlNjcmlwVHlwZRIWCg5uZXdfc2NyaXBfaGFzaBgDIAEoDBIkCgZwYXlvdXQYBCABKAsyFC5zY3JpcHdpcmUudjEuUGF5b3V0IrcBCgpTZXR0bGVtZW50EhAKCHNlcXVlbmNlGAEgASgEEioKBGtpbmQYAiABKA4yHC5zY3JpcHdpcmUudjEuU2V0dGxlbWVudEtpbmQSEQoJdmVuZG9yX2lkGAMgASgJEg8KB3RyYW5faWQYBCABKAkSDgoGYW1vdW50GAUgASgDEhAKCGN1cnJlbmN5GAYgASgJEgwKBGl0ZW0YByABKAkSFwoPc2V0dGxlZF9hdF91bml4GAggASgDIrsBChZMaXN0U2V0dGxlbWVudHNSZXF1ZXN0EigKBmhlYWRlchgBIAEoCzIYLnNjcmlwd2lyZS52MS5IZWFkZXJUeXBlEhEKCXZlbmRvcl9pZBgCIAEoCRIWCg5hZnRlcl9zZXF1ZW5jZRgDIAEoBBINCgVsaW1pdBgEIAEoDRIZChF0aW1lc3RhbXBfdW5peF9tcxgFIAEoAxIVCg12ZW5kb3Jfa2V5X2lkGAYgASgNEgsKA21hYxgHIAEoDCKJAQoXTGlzdFNldHRsZW1lbnRzUmVzcG9uc2USKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSLQoLc2V0dGxlbWVudHMYAiADKAsyGC5zY3JpcHdpcmUudjEuU2V0dGxlbWVudBIVCg1uZXh0X3NlcXVlbmNlGAMgASgEIq0BChdXYXRjaFNldHRsZW1lbnRzUmVxdWVzdBIoCgZoZWFkZXIYASABKAsyGC5zY3JpcHdpcmUudjEuSGVhZGVyVHlwZRIRCgl2ZW5kb3JfaWQYAiABKAkSFgoOYWZ0ZXJfc2VxdWVuY2UYAyABKAQSGQoRdGltZXN0YW1wX3VuaXhfbXMYBCABKAMSFQoNdmVuZG9yX2tleV9pZBgFIAEoDRILCgNtYWMYBiABKAwiSAoYV2F0Y2hTZXR0bGVtZW50c1Jlc3BvbnNlEiwKCnNldHRsZW1lbnQYASABKAsyGC5zY3JpcHdpcmUudjEuU2V0dGxlbWVudCq4AQoQVHJhbnNhY3Rpb25TdGF0ZRIhCh1UUkFOU0FDVElPTl9TVEFURV9VTlNQRUNJRklFRBAAEh8KG1RSQU5TQUNUSU9OX1NUQVRFX0lOSVRJQVRFRBABEh4KGlRSQU5TQUNUSU9OX1NUQVRFX0VYRUNVVEVEEAISHwobVFJBTlNBQ1RJT05fU1RBVEVfQ09ORklSTUVEEAMSHwobVFJBTlNBQ1RJT05fU1RBVEVfQ0FOQ0VMTEVEEAQqaQoOU2V0dGxlbWVudEtpbmQSHwobU0VUVExFTUVOVF9LSU5EX1VOU1BFQ0lGSUVEEAASGwoXU0VUVExFTUVOVF9LSU5EX1BBWU1FTlQQARIZChVTRVRUTEVNRU5UX0tJTkRfSVNTVUUQAjLlBwoUUGF5bWVudENlbnRlclNlcnZpY2USXQoNR2V0Q2VudGVySW5mbxIiLnNjcmlwd2lyZS52MS5HZXRDZW50ZXJJbmZvUmVxdWVzdBojLnNjcmlwd2lyZS52MS5HZXRDZW50ZXJJbmZvUmVzcG9uc2UiA5ACARJJCghSZWdpc3RlchIdLnNjcmlwd2lyZS52MS5SZWdpc3RlclJlcXVlc3QaHi5zY3JpcHdpcmUudjEuUmVnaXN0ZXJSZXNwb25zZRJMCglJbml0SXNzdWUSHi5zY3JpcHdpcmUudjEuSW5pdElzc3VlUmVxdWVzdBofLnNjcmlwd2lyZS52MS5Jbml0SXNzdWVSZXNwb25zZRJACgVJc3N1ZRIaLnNjcmlwd2lyZS52MS5Jc3N1ZVJlcXVlc3QaGy5zY3JpcHdpcmUudjEuSXNzdWVSZXNwb25zZRJVCgxDb25maXJtSXNzdWUSIS5zY3JpcHdpcmUudjEuQ29uZmlybUlzc3VlUmVxdWVzdBoiLnNjcmlwd2lyZS52MS5Db25maXJtSXNzdWVSZXNwb25zZRJSCgtJbml0UGF5bWVudBIgLnNjcmlwd2lyZS52MS5Jbml0UGF5bWVudFJlcXVlc3QaIS5zY3JpcHdpcmUudjEuSW5pdFBheW1lbnRSZXNwb25zZRI6CgNQYXkSGC5zY3JpcHdpcmUudjEuUGF5UmVxdWVzdBoZLnNjcmlwd2lyZS52MS5QYXlSZXNwb25zZRJbCg5Db25maXJtUGF5bWVudBIjLnNjcmlwd2lyZS52MS5Db25maXJtUGF5bWVudFJlcXVlc3QaJC5zY3JpcHdpcmUudjEuQ29uZmlybVBheW1lbnRSZXNwb25zZRJACgVSZW5ldxIaLnNjcmlwd2lyZS52MS5SZW5ld1JlcXVlc3QaGy5zY3JpcHdpcmUudjEuUmVuZXdSZXNwb25zZRJDCgZSZWRlZW0SGy5zY3JpcHdpcmUudjEuUmVkZWVtUmVxdWVzdBocLnNjcmlwd2lyZS52MS5SZWRlZW1SZXNwb25zZRJjCg9MaXN0U2V0dGxlbWVudHMSJC5zY3JpcHdpcmUudjEuTGlzdFNldHRsZW1lbnRzUmVxdWVzdBolLnNjcmlwd2lyZS52MS5MaXN0U2V0dGxlbWVudHNSZXNwb25zZSIDkAIBEmMKEFdhdGNoU2V0dGxlbWVudHMSJS5zY3JpcHdpcmUudjEuV2F0Y2hTZXR0bGVtZW50c1JlcXVlc3QaJi5zY3JpcHdpcmUudjEuV2F0Y2hTZXR0bGVtZW50c1Jlc3BvbnNlMAFiBnByb3RvMw", [file_scripwire_v1_types]);
+  fileDesc("ChlzY3JpcHdpcmUvdjEvY2VudGVyLnByb3RvEgxzY3JpcHdpcmUudjEiFgoUR2V0Q2VudGVySW5mb1JlcXVlc3Qi/gIKFUdldENlbnRlckluZm9SZXNwb25zZRIoCgZoZWFkZXIYASABKAsyGC5zY3JpcHdpcmUudjEuSGVhZGVyVHlwZRIoCgZjZW50ZXIYAiABKAsyGC5zY3JpcHdpcmUudjEuU2VydmVyVHlwZRISCgpwdWJsaWNfa2V5GAMgASgMEj0KGGFjY2VwdGVkX2hhc2hfYWxnb3JpdGhtcxgEIAMoDjIbLnNjcmlwd2lyZS52MS5IYXNoQWxnb3JpdGhtEhIKCmN1cnJlbmNpZXMYBSADKAkSUgoQcmVkZWVtX3RocmVzaG9sZBgGIAMoCzI4LnNjcmlwd2lyZS52MS5HZXRDZW50ZXJJbmZvUmVzcG9uc2UuUmVkZWVtVGhyZXNob2xkRW50cnkSHgoWc2NyaXBfbGlmZXRpbWVfc2Vjb25kcxgHIAEoAxo2ChRSZWRlZW1UaHJlc2hvbGRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBIrcBCg9SZWdpc3RlclJlcXVlc3QSKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSEQoJd2FsbGV0X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDwoHYWRkcmVzcxgEIAEoCRINCgVlbWFpbBgFIAEoCRILCgNldGMYBiABKAkSGgoSc2VhbGVkX3Nlc3Npb25fa2V5GAcgASgMEhAKCGN1cnJlbmN5GAggASgJIoUBChBSZWdpc3RlclJlc3BvbnNlEigKBmhlYWRlchgBIAEoCzIYLnNjcmlwd2lyZS52MS5IZWFkZXJUeXBlEiYKBXNjcmlwGAIgASgLMhcuc2NyaXB3aXJlLnYxLlNjcmlwVHlwZRIfChdlbmNyeXB0ZWRfY3VzdG9tX3NlY3JldBgDIAEoDCJhChBJbml0SXNzdWVSZXF1ZXN0EigKBmhlYWRlchgBIAEoCzIYLnNjcmlwd2lyZS52MS5IZWFkZXJUeXBlEiMKBnBlcm1pdBgCIAEoCzITLnNjcmlwd2lyZS52MS5PZmZlciJ9ChFJbml0SXNzdWVSZXNwb25zZRIoCgZoZWFkZXIYASABKAsyGC5zY3JpcHdpcmUudjEuSGVhZGVyVHlwZRIPCgd0cmFuX2lkGAIgASgJEi0KBXN0YXRlGAMgASgOMh4uc2NyaXB3aXJlLnYxLlRyYW5zYWN0aW9uU3RhdGUilgEKDElzc3VlUmVxdWVzdBIoCgZoZWFkZXIYASABKAsyGC5zY3JpcHdpcmUudjEuSGVhZGVyVHlwZRIPCgd0cmFuX2lkGAIgASgJEiYKBXNjcmlwGAMgASgLMhcuc2NyaXB3aXJlLnYxLlNjcmlwVHlwZRISCgpzY3JpcF9oYXNoGAQgASgMEg8KB3BfY291bnQYBSABKA0i2wEKDUlzc3VlUmVzcG9uc2USKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSDwoHdHJhbl9pZBgCIAEoCRIqCgluZXdfc2NyaXAYAyABKAsyFy5zY3JpcHdpcmUudjEuU2NyaXBUeXBlEhYKDm5ld19zY3JpcF9oYXNoGAQgASgMEiYKBXNjcmlwGAUgASgLMhcuc2NyaXB3aXJlLnYxLlNjcmlwVHlwZRISCgpzY3JpcF9oYXNoGAYgASgMEg8KB3BfY291bnQYByABKA0ipQEKE0NvbmZpcm1Jc3N1ZVJlcXVlc3QSKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSDwoHdHJhbl9pZBgCIAEoCRIqCgluZXdfc2NyaXAYAyABKAsyFy5zY3JpcHdpcmUudjEuU2NyaXBUeXBlEhYKDm5ld19zY3JpcF9oYXNoGAQgASgMEg8KB3BfY291bnQYBSABKA0ivAEKFENvbmZpcm1Jc3N1ZVJlc3BvbnNlEigKBmhlYWRlchgBIAEoCzIYLnNjcmlwd2lyZS52MS5IZWFkZXJUeXBlEg8KB3RyYW5faWQYAiABKAkSLQoFc3RhdGUYAyABKA4yHi5zY3JpcHdpcmUudjEuVHJhbnNhY3Rpb25TdGF0ZRImCgVzY3JpcBgEIAEoCzIXLnNjcmlwd2lyZS52MS5TY3JpcFR5cGUSEgoKc2NyaXBfaGFzaBgFIAEoDCJiChJJbml0UGF5bWVudFJlcXVlc3QSKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSIgoFb3JkZXIYAiABKAsyEy5zY3JpcHdpcmUudjEuT2ZmZXIifwoTSW5pdFBheW1lbnRSZXNwb25zZRIoCgZoZWFkZXIYASABKAsyGC5zY3JpcHdpcmUudjEuSGVhZGVyVHlwZRIPCgd0cmFuX2lkGAIgASgJEi0KBXN0YXRlGAMgASgOMh4uc2NyaXB3aXJlLnYxLlRyYW5zYWN0aW9uU3RhdGUioQEKClBheVJlcXVlc3QSKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSJgoFc2NyaXAYAiABKAsyFy5zY3JpcHdpcmUudjEuU2NyaXBUeXBlEiIKBW9yZGVyGAMgASgLMhMuc2NyaXB3aXJlLnYxLk9mZmVyEgwKBGhhc2gYBCABKAwSDwoHcF9jb3VudBgFIAEoDSLmAQoLUGF5UmVzcG9uc2USKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSKgoJbmV3X3NjcmlwGAIgASgLMhcuc2NyaXB3aXJlLnYxLlNjcmlwVHlwZRIWCg5uZXdfc2NyaXBfaGFzaBgDIAEoDBImCgVzY3JpcBgEIAEoCzIXLnNjcmlwd2lyZS52MS5TY3JpcFR5cGUSIgoFb3JkZXIYBSABKAsyEy5zY3JpcHdpcmUudjEuT2ZmZXISDAoEaGFzaBgGIAEoDBIPCgdwX2NvdW50GAcgASgNIqcBChVDb25maXJtUGF5bWVudFJlcXVlc3QSKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSDwoHdHJhbl9pZBgCIAEoCRIqCgluZXdfc2NyaXAYAyABKAsyFy5zY3JpcHdpcmUudjEuU2NyaXBUeXBlEhYKDm5ld19zY3JpcF9oYXNoGAQgASgMEg8KB3BfY291bnQYBSABKA0i5gEKFkNvbmZpcm1QYXltZW50UmVzcG9uc2USKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSDwoHdHJhbl9pZBgCIAEoCRItCgVzdGF0ZRgDIAEoDjIeLnNjcmlwd2lyZS52MS5UcmFuc2FjdGlvblN0YXRlEiYKB3JlY2VpcHQYBCABKAsyFS5zY3JpcHdpcmUudjEuUmVjZWlwdBImCgVzY3JpcBgFIAEoCzIXLnNjcmlwd2lyZS52MS5TY3JpcFR5cGUSEgoKc2NyaXBfaGFzaBgGIAEoDCKZAQoMUmVuZXdSZXF1ZXN0EigKBmhlYWRlchgBIAEoCzIYLnNjcmlwd2lyZS52MS5IZWFkZXJUeXBlEhIKCnJlcXVlc3RfaWQYAiABKAkSJgoFc2NyaXAYAyABKAsyFy5zY3JpcHdpcmUudjEuU2NyaXBUeXBlEhIKCnNjcmlwX2hhc2gYBCABKAwSDwoHcF9jb3VudBgFIAEoDSJ9Cg1SZW5ld1Jlc3BvbnNlEigKBmhlYWRlchgBIAEoCzIYLnNjcmlwd2lyZS52MS5IZWFkZXJUeXBlEioKCW5ld19zY3JpcBgCIAEoCzIXLnNjcmlwd2lyZS52MS5TY3JpcFR5cGUSFgoObmV3X3NjcmlwX2hhc2gYAyABKAwiwgEKDVJlZGVlbVJlcXVlc3QSKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSEgoKcmVxdWVzdF9pZBgCIAEoCRImCgVzY3JpcBgDIAEoCzIXLnNjcmlwd2lyZS52MS5TY3JpcFR5cGUSEgoKc2NyaXBfaGFzaBgEIAEoDBIOCgZhbW91bnQYBSABKAMSFgoOcGF5b3V0X2FjY291bnQYBiABKAkSDwoHcF9jb3VudBgHIAEoDSKkAQoOUmVkZWVtUmVzcG9uc2USKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSKgoJbmV3X3NjcmlwGAIgASgLMhcuc2NyaXB3aXJlLnYxLlNjcmlwVHlwZRIWCg5uZXdfc2NyaXBfaGFzaBgDIAEoDBIkCgZwYXlvdXQYBCABKAsyFC5zY3JpcHdpcmUudjEuUGF5b3V0IrcBCgpTZXR0bGVtZW50EhAKCHNlcXVlbmNlGAEgASgEEioKBGtpbmQYAiABKA4yHC5zY3JpcHdpcmUudjEuU2V0dGxlbWVudEtpbmQSEQoJdmVuZG9yX2lkGAMgASgJEg8KB3RyYW5faWQYBCABKAkSDgoGYW1vdW50GAUgASgDEhAKCGN1cnJlbmN5GAYgASgJEgwKBGl0ZW0YByABKAkSFwoPc2V0dGxlZF9hdF91bml4GAggASgDIrsBChZMaXN0U2V0dGxlbWVudHNSZXF1ZXN0EigKBmhlYWRlchgBIAEoCzIYLnNjcmlwd2lyZS52MS5IZWFkZXJUeXBlEhEKCXZlbmRvcl9pZBgCIAEoCRIWCg5hZnRlcl9zZXF1ZW5jZRgDIAEoBBINCgVsaW1pdBgEIAEoDRIZChF0aW1lc3RhbXBfdW5peF9tcxgFIAEoAxIVCg12ZW5kb3Jfa2V5X2lkGAYgASgNEgsKA21hYxgHIAEoDCKJAQoXTGlzdFNldHRsZW1lbnRzUmVzcG9uc2USKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSLQoLc2V0dGxlbWVudHMYAiADKAsyGC5zY3JpcHdpcmUudjEuU2V0dGxlbWVudBIVCg1uZXh0X3NlcXVlbmNlGAMgASgEIq0BChdXYXRjaFNldHRsZW1lbnRzUmVxdWVzdBIoCgZoZWFkZXIYASABKAsyGC5zY3JpcHdpcmUudjEuSGVhZGVyVHlwZRIRCgl2ZW5kb3JfaWQYAiABKAkSFgoOYWZ0ZXJfc2VxdWVuY2UYAyABKAQSGQoRdGltZXN0YW1wX3VuaXhfbXMYBCABKAMSFQoNdmVuZG9yX2tleV9pZBgFIAEoDRILCgNtYWMYBiABKAwiSAoYV2F0Y2hTZXR0bGVtZW50c1Jlc3BvbnNlEiwKCnNldHRsZW1lbnQYASABKAsyGC5zY3JpcHdpcmUudjEuU2V0dGxlbWVudCKYAQoLU3luY1JlcXVlc3QSKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSJwoJY3VzdG9tX2lkGAIgASgLMhQuc2NyaXB3aXJlLnYxLklkVHlwZRIZChF0aW1lc3RhbXBfdW5peF9tcxgDIAEoAxINCgVub25jZRgEIAEoDBIMCgRoYXNoGAUgASgMIqICChNJbkZsaWdodFRyYW5zYWN0aW9uEhEKCXZlbmRvcl9pZBgBIAEoCRIPCgd0cmFuX2lkGAIgASgJEiUKBGtpbmQYAyABKA4yFy5zY3JpcHdpcmUudjEuT2ZmZXJLaW5kEi0KBXN0YXRlGAQgASgOMh4uc2NyaXB3aXJlLnYxLlRyYW5zYWN0aW9uU3RhdGUSDgoGYW1vdW50GAUgASgDEhAKCGN1cnJlbmN5GAYgASgJEgwKBGl0ZW0YByABKAkSNQoPZGVsaXZlcnlfbWV0aG9kGAggASgOMhwuc2NyaXB3aXJlLnYxLkRlbGl2ZXJ5TWV0aG9kEioKCW5ld19zY3JpcBgJIAEoCzIXLnNjcmlwd2lyZS52MS5TY3JpcFR5cGUinQEKDFJlZnVuZENyZWRpdBIRCglyZWZ1bmRfaWQYASABKAkSEQoJdmVuZG9yX2lkGAIgASgJEg8KB3RyYW5faWQYAyABKAkSDgoGYW1vdW50GAQgASgDEhAKCGN1cnJlbmN5GAUgASgJEhgKEHJlZnVuZGVkX2F0X3VuaXgYBiABKAMSGgoSZm9sZGVkX2ludG9fc2VyaWFsGAcgASgEIu8BCgxTeW5jUmVzcG9uc2USKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSJwoGc2NyaXBzGAIgAygLMhcuc2NyaXB3aXJlLnYxLlNjcmlwVHlwZRI0Cglpbl9mbGlnaHQYAyADKAsyIS5zY3JpcHdpcmUudjEuSW5GbGlnaHRUcmFuc2FjdGlvbhIrCgdjcmVkaXRzGAQgAygLMhouc2NyaXB3aXJlLnYxLlJlZnVuZENyZWRpdBIbChNzZXJ2ZXJfdGltZV91bml4X21zGAUgASgDEgwKBGhhc2gYBiABKAwi1wEKFFJlZnVuZFBheW1lbnRSZXF1ZXN0EigKBmhlYWRlchgBIAEoCzIYLnNjcmlwd2lyZS52MS5IZWFkZXJUeXBlEhEKCXZlbmRvcl9pZBgCIAEoCRIPCgd0cmFuX2lkGAMgASgJEg4KBmFtb3VudBgEIAEoAxISCgpyZXF1ZXN0X2lkGAUgASgJEg4KBnJlYXNvbhgGIAEoCRIZChF0aW1lc3RhbXBfdW5peF9tcxgHIAEoAxIVCg12ZW5kb3Jfa2V5X2lkGAggASgNEgsKA21hYxgJIAEoDCJnChVSZWZ1bmRQYXltZW50UmVzcG9uc2USKAoGaGVhZGVyGAEgASgLMhguc2NyaXB3aXJlLnYxLkhlYWRlclR5cGUSJAoGcmVmdW5kGAIgASgLMhQuc2NyaXB3aXJlLnYxLlJlZnVuZCq4AQoQVHJhbnNhY3Rpb25TdGF0ZRIhCh1UUkFOU0FDVElPTl9TVEFURV9VTlNQRUNJRklFRBAAEh8KG1RSQU5TQUNUSU9OX1NUQVRFX0lOSVRJQVRFRBABEh4KGlRSQU5TQUNUSU9OX1NUQVRFX0VYRUNVVEVEEAISHwobVFJBTlNBQ1RJT05fU1RBVEVfQ09ORklSTUVEEAMSHwobVFJBTlNBQ1RJT05fU1RBVEVfQ0FOQ0VMTEVEEAQqhQEKDlNldHRsZW1lbnRLaW5kEh8KG1NFVFRMRU1FTlRfS0lORF9VTlNQRUNJRklFRBAAEhsKF1NFVFRMRU1FTlRfS0lORF9QQVlNRU5UEAESGQoVU0VUVExFTUVOVF9LSU5EX0lTU1VFEAISGgoWU0VUVExFTUVOVF9LSU5EX1JFRlVORBADMv4IChRQYXltZW50Q2VudGVyU2VydmljZRJdCg1HZXRDZW50ZXJJbmZvEiIuc2NyaXB3aXJlLnYxLkdldENlbnRlckluZm9SZXF1ZXN0GiMuc2NyaXB3aXJlLnYxLkdldENlbnRlckluZm9SZXNwb25zZSIDkAIBEkkKCFJlZ2lzdGVyEh0uc2NyaXB3aXJlLnYxLlJlZ2lzdGVyUmVxdWVzdBoeLnNjcmlwd2lyZS52MS5SZWdpc3RlclJlc3BvbnNlEkwKCUluaXRJc3N1ZRIeLnNjcmlwd2lyZS52MS5Jbml0SXNzdWVSZXF1ZXN0Gh8uc2NyaXB3aXJlLnYxLkluaXRJc3N1ZVJlc3BvbnNlEkAKBUlzc3VlEhouc2NyaXB3aXJlLnYxLklzc3VlUmVxdWVzdBobLnNjcmlwd2lyZS52MS5Jc3N1ZVJlc3BvbnNlElUKDENvbmZpcm1Jc3N1ZRIhLnNjcmlwd2lyZS52MS5Db25maXJtSXNzdWVSZXF1ZXN0GiIuc2NyaXB3aXJlLnYxLkNvbmZpcm1Jc3N1ZVJlc3BvbnNlElIKC0luaXRQYXltZW50EiAuc2NyaXB3aXJlLnYxLkluaXRQYXltZW50UmVxdWVzdBohLnNjcmlwd2lyZS52MS5Jbml0UGF5bWVudFJlc3BvbnNlEjoKA1BheRIYLnNjcmlwd2lyZS52MS5QYXlSZXF1ZXN0Ghkuc2NyaXB3aXJlLnYxLlBheVJlc3BvbnNlElsKDkNvbmZpcm1QYXltZW50EiMuc2NyaXB3aXJlLnYxLkNvbmZpcm1QYXltZW50UmVxdWVzdBokLnNjcmlwd2lyZS52MS5Db25maXJtUGF5bWVudFJlc3BvbnNlEkAKBVJlbmV3Ehouc2NyaXB3aXJlLnYxLlJlbmV3UmVxdWVzdBobLnNjcmlwd2lyZS52MS5SZW5ld1Jlc3BvbnNlEkMKBlJlZGVlbRIbLnNjcmlwd2lyZS52MS5SZWRlZW1SZXF1ZXN0Ghwuc2NyaXB3aXJlLnYxLlJlZGVlbVJlc3BvbnNlEmMKD0xpc3RTZXR0bGVtZW50cxIkLnNjcmlwd2lyZS52MS5MaXN0U2V0dGxlbWVudHNSZXF1ZXN0GiUuc2NyaXB3aXJlLnYxLkxpc3RTZXR0bGVtZW50c1Jlc3BvbnNlIgOQAgESYwoQV2F0Y2hTZXR0bGVtZW50cxIlLnNjcmlwd2lyZS52MS5XYXRjaFNldHRsZW1lbnRzUmVxdWVzdBomLnNjcmlwd2lyZS52MS5XYXRjaFNldHRsZW1lbnRzUmVzcG9uc2UwARI9CgRTeW5jEhkuc2NyaXB3aXJlLnYxLlN5bmNSZXF1ZXN0Ghouc2NyaXB3aXJlLnYxLlN5bmNSZXNwb25zZRJYCg1SZWZ1bmRQYXltZW50EiIuc2NyaXB3aXJlLnYxLlJlZnVuZFBheW1lbnRSZXF1ZXN0GiMuc2NyaXB3aXJlLnYxLlJlZnVuZFBheW1lbnRSZXNwb25zZWIGcHJvdG8z", [file_scripwire_v1_types]);
 
 /**
  * @generated from message scripwire.v1.GetCenterInfoRequest
@@ -1047,6 +1047,310 @@ export const WatchSettlementsResponseSchema: GenMessage<WatchSettlementsResponse
   messageDesc(file_scripwire_v1_center, 24);
 
 /**
+ * SY1: restore / sync. hash = HMAC-SHA-256(Custom_Secret,
+ * canonical("scripwire/v1/sync-request", custom_id, timestamp_unix_ms, nonce));
+ * see docs/canonical-encoding.md. A wrong hash, an unknown customer, a stale
+ * timestamp and a nonce already used all get the same UNAUTHENTICATED answer.
+ *
+ * @generated from message scripwire.v1.SyncRequest
+ */
+export type SyncRequest = Message<"scripwire.v1.SyncRequest"> & {
+  /**
+   * @generated from field: scripwire.v1.HeaderType header = 1;
+   */
+  header?: HeaderType | undefined;
+
+  /**
+   * The customer, from the recovery code or the wallet.
+   *
+   * @generated from field: scripwire.v1.IdType custom_id = 2;
+   */
+  customId?: IdType | undefined;
+
+  /**
+   * Request time; the center refuses requests more than five minutes off.
+   *
+   * @generated from field: int64 timestamp_unix_ms = 3;
+   */
+  timestampUnixMs: bigint;
+
+  /**
+   * 16..64 fresh random bytes; the center refuses a nonce it has seen.
+   *
+   * @generated from field: bytes nonce = 4;
+   */
+  nonce: Uint8Array;
+
+  /**
+   * @generated from field: bytes hash = 5;
+   */
+  hash: Uint8Array;
+};
+
+/**
+ * Describes the message scripwire.v1.SyncRequest.
+ * Use `create(SyncRequestSchema)` to create a new message.
+ */
+export const SyncRequestSchema: GenMessage<SyncRequest> = /*@__PURE__*/
+  messageDesc(file_scripwire_v1_center, 25);
+
+/**
+ * A transaction of the customer's that is not finished.
+ *
+ * @generated from message scripwire.v1.InFlightTransaction
+ */
+export type InFlightTransaction = Message<"scripwire.v1.InFlightTransaction"> & {
+  /**
+   * @generated from field: string vendor_id = 1;
+   */
+  vendorId: string;
+
+  /**
+   * @generated from field: string tran_id = 2;
+   */
+  tranId: string;
+
+  /**
+   * @generated from field: scripwire.v1.OfferKind kind = 3;
+   */
+  kind: OfferKind;
+
+  /**
+   * INITIATED (nothing moved) or EXECUTED (value moved; confirm it).
+   *
+   * @generated from field: scripwire.v1.TransactionState state = 4;
+   */
+  state: TransactionState;
+
+  /**
+   * @generated from field: int64 amount = 5;
+   */
+  amount: bigint;
+
+  /**
+   * @generated from field: string currency = 6;
+   */
+  currency: string;
+
+  /**
+   * Campaign item (issuance) or request URL (payment).
+   *
+   * @generated from field: string item = 7;
+   */
+  item: string;
+
+  /**
+   * @generated from field: scripwire.v1.DeliveryMethod delivery_method = 8;
+   */
+  deliveryMethod: DeliveryMethod;
+
+  /**
+   * EXECUTED: the scrip the center issued in M5/S5; the wallet confirms the
+   * transaction with it (GM6_1 / PM6_1).
+   *
+   * @generated from field: scripwire.v1.ScripType new_scrip = 9;
+   */
+  newScrip?: ScripType | undefined;
+};
+
+/**
+ * Describes the message scripwire.v1.InFlightTransaction.
+ * Use `create(InFlightTransactionSchema)` to create a new message.
+ */
+export const InFlightTransactionSchema: GenMessage<InFlightTransaction> = /*@__PURE__*/
+  messageDesc(file_scripwire_v1_center, 26);
+
+/**
+ * A refund credited to the customer.
+ *
+ * @generated from message scripwire.v1.RefundCredit
+ */
+export type RefundCredit = Message<"scripwire.v1.RefundCredit"> & {
+  /**
+   * @generated from field: string refund_id = 1;
+   */
+  refundId: string;
+
+  /**
+   * @generated from field: string vendor_id = 2;
+   */
+  vendorId: string;
+
+  /**
+   * @generated from field: string tran_id = 3;
+   */
+  tranId: string;
+
+  /**
+   * @generated from field: int64 amount = 4;
+   */
+  amount: bigint;
+
+  /**
+   * @generated from field: string currency = 5;
+   */
+  currency: string;
+
+  /**
+   * @generated from field: int64 refunded_at_unix = 6;
+   */
+  refundedAtUnix: bigint;
+
+  /**
+   * Serial of the scrip that carries this credit; 0 while it is pending.
+   *
+   * @generated from field: uint64 folded_into_serial = 7;
+   */
+  foldedIntoSerial: bigint;
+};
+
+/**
+ * Describes the message scripwire.v1.RefundCredit.
+ * Use `create(RefundCreditSchema)` to create a new message.
+ */
+export const RefundCreditSchema: GenMessage<RefundCredit> = /*@__PURE__*/
+  messageDesc(file_scripwire_v1_center, 27);
+
+/**
+ * SY2. hash = HMAC-SHA-256(Custom_Secret, canonical("scripwire/v1/sync-reply", ...)).
+ *
+ * @generated from message scripwire.v1.SyncResponse
+ */
+export type SyncResponse = Message<"scripwire.v1.SyncResponse"> & {
+  /**
+   * @generated from field: scripwire.v1.HeaderType header = 1;
+   */
+  header?: HeaderType | undefined;
+
+  /**
+   * The customer's live scrip, one per currency, re-certified by the center.
+   *
+   * @generated from field: repeated scripwire.v1.ScripType scrips = 2;
+   */
+  scrips: ScripType[];
+
+  /**
+   * @generated from field: repeated scripwire.v1.InFlightTransaction in_flight = 3;
+   */
+  inFlight: InFlightTransaction[];
+
+  /**
+   * Pending refund credits and the most recent folded ones.
+   *
+   * @generated from field: repeated scripwire.v1.RefundCredit credits = 4;
+   */
+  credits: RefundCredit[];
+
+  /**
+   * @generated from field: int64 server_time_unix_ms = 5;
+   */
+  serverTimeUnixMs: bigint;
+
+  /**
+   * @generated from field: bytes hash = 6;
+   */
+  hash: Uint8Array;
+};
+
+/**
+ * Describes the message scripwire.v1.SyncResponse.
+ * Use `create(SyncResponseSchema)` to create a new message.
+ */
+export const SyncResponseSchema: GenMessage<SyncResponse> = /*@__PURE__*/
+  messageDesc(file_scripwire_v1_center, 28);
+
+/**
+ * RF1: a seller refunds one of its confirmed payments. mac =
+ * HMAC-SHA-256(vendorSecret, canonical("scripwire/v1/refund", vendor_id,
+ * tran_id, amount, request_id, reason, timestamp_unix_ms)).
+ *
+ * @generated from message scripwire.v1.RefundPaymentRequest
+ */
+export type RefundPaymentRequest = Message<"scripwire.v1.RefundPaymentRequest"> & {
+  /**
+   * @generated from field: scripwire.v1.HeaderType header = 1;
+   */
+  header?: HeaderType | undefined;
+
+  /**
+   * @generated from field: string vendor_id = 2;
+   */
+  vendorId: string;
+
+  /**
+   * @generated from field: string tran_id = 3;
+   */
+  tranId: string;
+
+  /**
+   * Amount to refund; 0 refunds the whole payment.
+   *
+   * @generated from field: int64 amount = 4;
+   */
+  amount: bigint;
+
+  /**
+   * Client-chosen id (1-128 of [A-Za-z0-9._:-]) that makes retransmission safe.
+   *
+   * @generated from field: string request_id = 5;
+   */
+  requestId: string;
+
+  /**
+   * Why (shown to the customer), at most 256 characters.
+   *
+   * @generated from field: string reason = 6;
+   */
+  reason: string;
+
+  /**
+   * @generated from field: int64 timestamp_unix_ms = 7;
+   */
+  timestampUnixMs: bigint;
+
+  /**
+   * @generated from field: uint32 vendor_key_id = 8;
+   */
+  vendorKeyId: number;
+
+  /**
+   * @generated from field: bytes mac = 9;
+   */
+  mac: Uint8Array;
+};
+
+/**
+ * Describes the message scripwire.v1.RefundPaymentRequest.
+ * Use `create(RefundPaymentRequestSchema)` to create a new message.
+ */
+export const RefundPaymentRequestSchema: GenMessage<RefundPaymentRequest> = /*@__PURE__*/
+  messageDesc(file_scripwire_v1_center, 29);
+
+/**
+ * RF2.
+ *
+ * @generated from message scripwire.v1.RefundPaymentResponse
+ */
+export type RefundPaymentResponse = Message<"scripwire.v1.RefundPaymentResponse"> & {
+  /**
+   * @generated from field: scripwire.v1.HeaderType header = 1;
+   */
+  header?: HeaderType | undefined;
+
+  /**
+   * @generated from field: scripwire.v1.Refund refund = 2;
+   */
+  refund?: Refund | undefined;
+};
+
+/**
+ * Describes the message scripwire.v1.RefundPaymentResponse.
+ * Use `create(RefundPaymentResponseSchema)` to create a new message.
+ */
+export const RefundPaymentResponseSchema: GenMessage<RefundPaymentResponse> = /*@__PURE__*/
+  messageDesc(file_scripwire_v1_center, 30);
+
+/**
  * State of a TranID at the center.
  *
  * @generated from enum scripwire.v1.TransactionState
@@ -1116,6 +1420,13 @@ export enum SettlementKind {
    * @generated from enum value: SETTLEMENT_KIND_ISSUE = 2;
    */
   ISSUE = 2,
+
+  /**
+   * A refund of a confirmed payment: a negative amount.
+   *
+   * @generated from enum value: SETTLEMENT_KIND_REFUND = 3;
+   */
+  REFUND = 3,
 }
 
 /**
@@ -1253,6 +1564,32 @@ export const PaymentCenterService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchSettlementsRequestSchema;
     output: typeof WatchSettlementsResponseSchema;
+  },
+  /**
+   * Restore and sync (SY1 -> SY2): the customer's live scrip(s), the
+   * transactions still in flight and the refund credits, authenticated by a
+   * MAC under Custom_Secret over a fresh timestamp and nonce. Pending refund
+   * credits are folded into a freshly issued scrip first (when no payment or
+   * issuance of that currency is in flight). CLI: `scripwire wallet restore`,
+   * `scripwire wallet sync`.
+   *
+   * @generated from rpc scripwire.v1.PaymentCenterService.Sync
+   */
+  sync: {
+    methodKind: "unary";
+    input: typeof SyncRequestSchema;
+    output: typeof SyncResponseSchema;
+  },
+  /**
+   * A seller refunds all or part of one of its confirmed payments (RF1 ->
+   * RF2), authenticated with the vendor secret. CLI: `scripwire seller refund`.
+   *
+   * @generated from rpc scripwire.v1.PaymentCenterService.RefundPayment
+   */
+  refundPayment: {
+    methodKind: "unary";
+    input: typeof RefundPaymentRequestSchema;
+    output: typeof RefundPaymentResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_scripwire_v1_center, 0);
