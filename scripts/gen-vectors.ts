@@ -60,6 +60,18 @@ import {
   computeReceiptMac,
   computeSettlementsMac,
 } from "../src/crypto/scrip-auth.js";
+import {
+  computeRefundMac,
+  computeSyncReplyHash,
+  computeSyncRequestHash,
+  refundRequestInput,
+  syncReplyInput,
+  syncRequestInput,
+  SYNC_TAG,
+  type RefundRequestFields,
+  type SyncReplyFields,
+} from "../src/crypto/sync-auth.js";
+import { encodeRecoveryCode, RECOVERY_TAG } from "../src/crypto/recovery.js";
 
 export const VECTORS_VERSION = 1;
 
@@ -127,7 +139,11 @@ export type Construction =
   | "settlements"
   | "custom_secret"
   | "seal_session_key"
-  | "encrypt_custom_secret";
+  | "encrypt_custom_secret"
+  | "sync_request"
+  | "sync_reply"
+  | "refund_request"
+  | "recovery_code";
 
 interface VectorBase {
   name: string;
@@ -142,7 +158,7 @@ interface VectorBase {
 }
 
 export interface MacVector extends VectorBase {
-  construction: Exclude<Construction, "seal_session_key" | "encrypt_custom_secret">;
+  construction: Exclude<Construction, "seal_session_key" | "encrypt_custom_secret" | "recovery_code">;
   algorithm_id: number;
   inputs: Record<string, unknown>;
   /** MAC(key, canonical bytes): 32 bytes. */
@@ -184,7 +200,19 @@ export interface EncryptCustomSecretVector extends VectorBase {
   output_hex: string;
 }
 
-export type Vector = MacVector | SealVector | EncryptCustomSecretVector;
+/** Recovery code (§5.10): the checksum hash input and digest, and the code text. */
+export interface RecoveryCodeVector extends VectorBase {
+  construction: "recovery_code";
+  inputs: { secret_id: string; serial_number: string; custom_secret_hex: string };
+  /** The 44-byte payload: u32 secret_id ‖ u64 serial_number ‖ Custom_Secret. */
+  payload_hex: string;
+  /** SHA-256(canonical bytes); its first 15 bits are the three hash symbols. */
+  digest_hex: string;
+  /** The code exactly as shown to the customer. */
+  output_text: string;
+}
+
+export type Vector = MacVector | SealVector | EncryptCustomSecretVector | RecoveryCodeVector;
 
 export interface VectorFile {
   version: number;
@@ -846,6 +874,143 @@ function registrationVectors(): Vector[] {
   ];
 }
 
+// ---------------------------------------------------------------- restore/sync, refunds, recovery code (§5.7-§5.10)
+
+const SYNC_NONCE = seq(0x90, 32);
+
+function syncRequestVector(name: string, customId: IdType, ts: bigint, nonce: Uint8Array, note?: string): MacVector {
+  const r = { customId, timestampUnixMs: ts, nonce };
+  return {
+    name: `sync_request/hmac-sha-256/${name}`,
+    construction: "sync_request",
+    algorithm: ALG_NAME[HMAC]!,
+    algorithm_id: HMAC,
+    ...(note ? { note } : {}),
+    key_hex: hex(CUSTOM_SECRET),
+    inputs: { custom_id: idJson(customId), timestamp_unix_ms: ts.toString(), nonce_hex: hex(nonce) },
+    canonical_hex: hex(syncRequestInput(r)),
+    digest_hex: hex(computeSyncRequestHash(CUSTOM_SECRET, r)),
+  };
+}
+
+function syncReplyVector(name: string, r: SyncReplyFields, note?: string): MacVector {
+  return {
+    name: `sync_reply/hmac-sha-256/${name}`,
+    construction: "sync_reply",
+    algorithm: ALG_NAME[HMAC]!,
+    algorithm_id: HMAC,
+    ...(note ? { note } : {}),
+    key_hex: hex(CUSTOM_SECRET),
+    inputs: {
+      custom_id: idJson(r.customId as IdType),
+      request_nonce_hex: hex(r.requestNonce),
+      server_time_unix_ms: r.serverTimeUnixMs.toString(),
+      scrips: r.scrips.map((x) => scripJson(x)),
+      in_flight: r.inFlight.map((t) => ({
+        vendor_id: t.vendorId,
+        tran_id: t.tranId,
+        kind: t.kind,
+        state: t.state,
+        amount: t.amount.toString(),
+        currency: t.currency,
+        item: t.item,
+        delivery_method: t.deliveryMethod,
+        new_scrip: scripJson(t.newScrip),
+      })),
+      credits: r.credits.map((c) => ({
+        refund_id: c.refundId,
+        vendor_id: c.vendorId,
+        tran_id: c.tranId,
+        amount: c.amount.toString(),
+        currency: c.currency,
+        refunded_at_unix: c.refundedAtUnix.toString(),
+        folded_into_serial: c.foldedIntoSerial.toString(),
+      })),
+    },
+    canonical_hex: hex(syncReplyInput(r)),
+    digest_hex: hex(computeSyncReplyHash(CUSTOM_SECRET, r)),
+  };
+}
+
+function refundVector(name: string, r: RefundRequestFields, key = VENDOR_SECRET, note?: string): MacVector {
+  return {
+    name: `refund_request/hmac-sha-256/${name}`,
+    construction: "refund_request",
+    algorithm: ALG_NAME[HMAC]!,
+    algorithm_id: HMAC,
+    ...(note ? { note } : {}),
+    key_hex: hex(key),
+    inputs: {
+      vendor_id: r.vendorId,
+      tran_id: r.tranId,
+      amount: r.amount.toString(),
+      request_id: r.requestId,
+      reason: r.reason,
+      timestamp_unix_ms: r.timestampUnixMs.toString(),
+    },
+    canonical_hex: hex(refundRequestInput(r)),
+    digest_hex: hex(computeRefundMac(key, r)),
+  };
+}
+
+function recoveryVector(name: string, secretId: number, serialNumber: bigint, secret: Uint8Array, note?: string): RecoveryCodeVector {
+  const payload = new Uint8Array(44);
+  const view = new DataView(payload.buffer);
+  view.setUint32(0, secretId, false);
+  view.setBigUint64(4, serialNumber, false);
+  payload.set(secret, 12);
+  const w = new CanonicalWriter(96);
+  w.str(RECOVERY_TAG);
+  w.bytes(payload);
+  const canonical = w.finish().slice();
+  return {
+    name: `recovery_code/sha-256/${name}`,
+    construction: "recovery_code",
+    algorithm: "SHA-256",
+    ...(note ? { note } : {}),
+    key_hex: "",
+    inputs: { secret_id: String(secretId), serial_number: serialNumber.toString(), custom_secret_hex: hex(secret) },
+    payload_hex: hex(payload),
+    canonical_hex: hex(canonical),
+    digest_hex: hex(sha256(canonical)),
+    output_text: encodeRecoveryCode({ customId: { secretId, serialNumber }, customSecret: secret }),
+  };
+}
+
+function restoreVectors(): Vector[] {
+  const live = certified(HMAC, body(2002n, 1170n, { ad: "" }));
+  const change = certified(HMAC, body(2003n, 1140n, { ad: "" }));
+  const emptyId = create(IdTypeSchema, { secretId: 0, serialNumber: 0n });
+  return [
+    syncRequestVector("typical", CUSTOMER, 1764547200123n, SYNC_NONCE, "SyncRequest.hash (SY1): key is the customer's Custom_Secret."),
+    syncRequestVector("extremes", create(IdTypeSchema, { secretId: U32_MAX, serialNumber: U64_MAX }), I64_MIN, seq(0x00, 64)),
+    syncReplyVector(
+      "typical",
+      {
+        customId: CUSTOMER,
+        requestNonce: SYNC_NONCE,
+        serverTimeUnixMs: 1764547200456n,
+        scrips: [live],
+        inFlight: [
+          { vendorId: "mall-1", tranId: "T-pay-0002", kind: OfferKind.PAY, state: 2, amount: 30n, currency: "KRW", item: "/articles/hash-cash", deliveryMethod: DeliveryMethod.VIEW, newScrip: change },
+          { vendorId: "mall-1", tranId: "T-issue-0003", kind: OfferKind.ISSUE, state: 1, amount: 50n, currency: "KRW", item: "quiz-1", deliveryMethod: 0 },
+        ],
+        credits: [
+          { refundId: "rf_0001", vendorId: "mall-1", tranId: "T-pay-0001", amount: 12n, currency: "KRW", refundedAtUnix: 1764547100n, foldedIntoSerial: 0n },
+          { refundId: "rf_0000", vendorId: "몰-🎉", tranId: "T-pay-0000", amount: I64_MAX, currency: "원", refundedAtUnix: 1764540000n, foldedIntoSerial: U64_MAX },
+        ],
+      },
+      "SyncResponse.hash (SY2): a live scrip, an executed payment (with the change to confirm), an initiated issuance, a pending and a folded refund.",
+    ),
+    syncReplyVector("empty", { customId: emptyId, requestNonce: new Uint8Array(0), serverTimeUnixMs: 0n, scrips: [], inFlight: [], credits: [] }, "Every list empty, zero ids."),
+    refundVector("typical", { vendorId: "mall-1", tranId: "T-pay-0001", amount: 12n, requestId: "rfq_0001", reason: "late delivery", timestampUnixMs: 1764547200123n }, VENDOR_SECRET, "RefundPaymentRequest.mac (RF1): key is the vendor secret."),
+    refundVector("all-utf8-extremes", { vendorId: "몰-🎉", tranId: "", amount: I64_MAX, requestId: "", reason: "환불 🎉", timestampUnixMs: I64_MIN }, LONG_KEY),
+    recoveryVector("customer-1-42", CUSTOMER.secretId, CUSTOMER.serialNumber, CUSTOM_SECRET, "The recovery code of the customer of every message vector."),
+    recoveryVector("max", U32_MAX, U64_MAX, seq(0xe0, 32)),
+    recoveryVector("zero", 0, 0n, new Uint8Array(32)),
+  ];
+}
+
 export function generateVectors(): VectorFile {
   const vectors: Vector[] = [
     ...certificateVectors(),
@@ -855,6 +1020,7 @@ export function generateVectors(): VectorFile {
     ...settlementsVectors(),
     ...customSecretVectors(),
     ...registrationVectors(),
+    ...restoreVectors(),
   ];
   const names = new Set<string>();
   for (const v of vectors) {
@@ -866,7 +1032,7 @@ export function generateVectors(): VectorFile {
     description:
       "Scripwire v1 test vectors: canonical bytes and expected MACs for every hash construction " +
       "(scrip certificate, protocol message hashes, seller offers, center receipts, settlement requests, " +
-      "Custom_Secret derivation) and the expected outputs of registration sealing (R1 sealed_session_key, " +
+      "Custom_Secret derivation, restore/sync request and reply, seller refund request, recovery code checksum) and the expected outputs of registration sealing (R1 sealed_session_key, " +
       "R2 encrypted_custom_secret) with fixed ephemeral keys and nonces. An implementation conforms when " +
       "it reproduces canonical_hex and digest_hex (or output_hex) of every vector from its inputs. " +
       "Generated by scripts/gen-vectors.ts; do not edit by hand.",
@@ -879,11 +1045,13 @@ export function generateVectors(): VectorFile {
       names: "Input field names are the proto field names.",
       key_hex:
         "certificate: certificate key; message: Custom_Secret; offer, receipt, settlements: vendor secret; " +
-        "custom_secret: master key; seal_session_key: center public key; encrypt_custom_secret: session key KS.",
+        "custom_secret: master key; seal_session_key: center public key; encrypt_custom_secret: session key KS; " +
+        "sync_request, sync_reply: Custom_Secret; refund_request: vendor secret; recovery_code: none (a plain SHA-256).",
       canonical_hex:
         "The exact bytes fed to the MAC; for seal_session_key and encrypt_custom_secret, the AEAD associated data.",
       digest_hex: "MAC(key, canonical bytes) with the vector's algorithm; 32 bytes.",
       output_hex: "seal_session_key: 104-byte sealed_session_key; encrypt_custom_secret: 72-byte encrypted_custom_secret.",
+      output_text: "recovery_code: the code as shown to the customer (payload_hex is what it carries).",
     },
     algorithms: {
       "1": "HMAC-SHA-256: HMAC(SHA-256, key, canonical) (RFC 2104)",
@@ -898,6 +1066,10 @@ export function generateVectors(): VectorFile {
       seal_session_key: TAG.sealSessionKey,
       encrypt_custom_secret: TAG.encryptCustomSecret,
       message: `${TAG.messagePrefix}<CODE>`,
+      sync_request: SYNC_TAG.syncRequest,
+      sync_reply: SYNC_TAG.syncReply,
+      refund_request: SYNC_TAG.refund,
+      recovery_code: RECOVERY_TAG,
     },
     count: vectors.length,
     vectors,

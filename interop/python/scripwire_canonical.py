@@ -50,6 +50,10 @@ TAG_CUSTOM_SECRET = "scripwire/v1/custom-secret"
 TAG_R1 = "scripwire/v1/R1"
 TAG_R2 = "scripwire/v1/R2"
 TAG_MESSAGE_PREFIX = "scripwire/v1/msg/"
+TAG_SYNC_REQUEST = "scripwire/v1/sync-request"
+TAG_SYNC_REPLY = "scripwire/v1/sync-reply"
+TAG_REFUND = "scripwire/v1/refund"
+TAG_RECOVERY_CODE = "scripwire/v1/recovery-code"
 
 # Codes allowed in a message tag (section 3). Anything else is refused so a
 # typo can't silently produce a hash no center will ever verify.
@@ -361,6 +365,92 @@ def custom_secret_input(secret_id: int, serial_number: int) -> bytes:
 def derive_custom_secret(master_key: bytes, secret_id: int, serial_number: int) -> bytes:
     """Always HMAC-SHA-256, whatever any scrip names (section 5.6)."""
     return mac(HMAC_SHA256, master_key, custom_secret_input(secret_id, serial_number))
+
+
+# ---------------------------------------------------------------- sections 5.7-5.10: restore/sync, refunds, recovery code
+
+def sync_request_input(custom_id: Any, timestamp_unix_ms: int, nonce: bytes) -> bytes:
+    """SY1: str(tag) || IdType custom_id || i64 timestamp_unix_ms || bytes nonce (section 5.7)."""
+    w = Writer().str(TAG_SYNC_REQUEST)
+    write_id(w, custom_id)
+    return w.i64(timestamp_unix_ms).bytes(nonce).finish()
+
+
+def sync_reply_input(custom_id: Any, request_nonce: bytes, server_time_unix_ms: int,
+                     scrips: list, in_flight: list, credits: list) -> bytes:
+    """SY2 (section 5.8): counted lists of ScripType, in-flight transactions and refund credits."""
+    w = Writer().str(TAG_SYNC_REPLY)
+    write_id(w, custom_id)
+    w.bytes(request_nonce).i64(server_time_unix_ms)
+    w.u32(len(scrips))
+    for sc in scrips:
+        write_scrip(w, sc)
+    w.u32(len(in_flight))
+    for t in in_flight:
+        w.str(_str(t, "vendor_id")).str(_str(t, "tran_id")).enum(_int(t, "kind")).enum(_int(t, "state"))
+        w.i64(_int(t, "amount")).str(_str(t, "currency")).str(_str(t, "item")).enum(_int(t, "delivery_method"))
+        write_scrip(w, _get(t, "new_scrip"))
+    w.u32(len(credits))
+    for c in credits:
+        w.str(_str(c, "refund_id")).str(_str(c, "vendor_id")).str(_str(c, "tran_id")).i64(_int(c, "amount"))
+        w.str(_str(c, "currency")).i64(_int(c, "refunded_at_unix")).u64(_int(c, "folded_into_serial"))
+    return w.finish()
+
+
+def refund_request_input(vendor_id: str, tran_id: str, amount: int, request_id: str, reason: str, timestamp_unix_ms: int) -> bytes:
+    """RF1 (section 5.9), MACed with the vendor secret, always HMAC-SHA-256."""
+    return (Writer().str(TAG_REFUND).str(vendor_id).str(tran_id).i64(amount).str(request_id).str(reason)
+            .i64(timestamp_unix_ms).finish())
+
+
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def _luhn32(symbols: list) -> int:
+    total, factor = 0, 2
+    for v in reversed(symbols):
+        a = factor * v
+        total += a // 32 + a % 32
+        factor = 1 if factor == 2 else 2
+    return (32 - total % 32) % 32
+
+
+def recovery_checksum_input(payload: bytes) -> bytes:
+    return Writer().str(TAG_RECOVERY_CODE).bytes(payload).finish()
+
+
+def recovery_code(secret_id: int, serial_number: int, custom_secret: bytes) -> str:
+    """Section 5.10: "SW1-" + 71 data symbols, 3 hash symbols, 1 Luhn mod 32 symbol, in groups of 5."""
+    if len(custom_secret) != 32:
+        raise CanonicalError("Custom_Secret must be 32 bytes")
+    payload = struct.pack(">IQ", secret_id, serial_number) + bytes(custom_secret)
+    bits = int.from_bytes(payload, "big") << 3  # 352 bits + 3 zero bits = 71 symbols
+    data = [(bits >> (5 * (70 - i))) & 31 for i in range(71)]
+    top15 = int.from_bytes(hashlib.sha256(recovery_checksum_input(payload)).digest()[:2], "big") >> 1
+    symbols = data + [(top15 >> 10) & 31, (top15 >> 5) & 31, top15 & 31]
+    symbols.append(_luhn32(symbols))
+    text = "".join(CROCKFORD[v] for v in symbols)
+    return "SW1-" + "-".join(text[i:i + 5] for i in range(0, len(text), 5))
+
+
+def read_recovery_code(code: str) -> tuple[int, int, bytes]:
+    """Inverse of recovery_code; raises CanonicalError on a bad or mistyped code."""
+    t = re.sub(r"[\s-]", "", code.upper()).replace("O", "0").replace("I", "1").replace("L", "1")
+    if not t.startswith("SW1") or len(t) != 78:
+        raise CanonicalError("not a recovery code")
+    symbols = [CROCKFORD.index(ch) if ch in CROCKFORD else -1 for ch in t[3:]]
+    if -1 in symbols or _luhn32(symbols[:-1]) != symbols[-1]:
+        raise CanonicalError("mistyped recovery code")
+    bits = 0
+    for v in symbols[:71]:
+        bits = (bits << 5) | v
+    if bits & 7:
+        raise CanonicalError("mistyped recovery code")
+    payload = (bits >> 3).to_bytes(44, "big")
+    if recovery_code(*struct.unpack(">IQ", payload[:12]), payload[12:]) != "SW1-" + "-".join(t[3:][i:i + 5] for i in range(0, 75, 5)):
+        raise CanonicalError("mistyped recovery code")
+    sid, serial = struct.unpack(">IQ", payload[:12])
+    return sid, serial, payload[12:]
 
 
 # ---------------------------------------------------------------- section 7: XChaCha20-Poly1305

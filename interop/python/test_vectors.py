@@ -15,6 +15,7 @@ usage: /usr/bin/python3 interop/python/test_vectors.py [vectors.json] [canonical
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -76,6 +77,26 @@ def run_vector(v: dict) -> None:
         return
     elif c == "encrypt_custom_secret":
         run_encrypt_cs(v)
+        return
+    elif c == "sync_request":
+        data = sc.sync_request_input(inp["custom_id"], int(inp["timestamp_unix_ms"]), bytes.fromhex(inp["nonce_hex"]))
+    elif c == "sync_reply":
+        data = sc.sync_reply_input(inp["custom_id"], bytes.fromhex(inp["request_nonce_hex"]), int(inp["server_time_unix_ms"]),
+                                   inp["scrips"], inp["in_flight"], inp["credits"])
+    elif c == "refund_request":
+        data = sc.refund_request_input(inp["vendor_id"], inp["tran_id"], int(inp["amount"]), inp["request_id"],
+                                       inp["reason"], int(inp["timestamp_unix_ms"]))
+    elif c == "recovery_code":
+        secret = bytes.fromhex(inp["custom_secret_hex"])
+        payload = bytes.fromhex(v["payload_hex"])
+        data = sc.recovery_checksum_input(payload)
+        expect("canonical_hex", data, v["canonical_hex"])
+        expect("digest_hex (sha-256)", hashlib.sha256(data).digest(), v["digest_hex"])
+        code = sc.recovery_code(int(inp["secret_id"]), int(inp["serial_number"]), secret)
+        if code != v["output_text"]:
+            raise Mismatch(f"recovery code:\n      got  {code}\n      want {v['output_text']}")
+        if sc.read_recovery_code(code.lower()) != (int(inp["secret_id"]), int(inp["serial_number"]), secret):
+            raise Mismatch("read_recovery_code did not give the inputs back")
         return
     else:
         raise Mismatch(f"unknown construction {c!r}")

@@ -60,6 +60,19 @@ import {
   verifyReceiptMac,
   verifySettlementsMac,
 } from "../../src/crypto/scrip-auth.js";
+import {
+  computeRefundMac,
+  computeSyncReplyHash,
+  computeSyncRequestHash,
+  refundRequestInput,
+  syncReplyInput,
+  syncRequestInput,
+  verifyRefundMac,
+  verifySyncReplyHash,
+  verifySyncRequestHash,
+  type SyncReplyFields,
+} from "../../src/crypto/sync-auth.js";
+import { decodeRecoveryCode, encodeRecoveryCode } from "../../src/crypto/recovery.js";
 
 // The file is read as untyped JSON on purpose: checked the way a foreign
 // implementation would, not through the generator's types.
@@ -261,6 +274,66 @@ export function checkVector(v: Json): Checked {
         canonical,
         result,
         verified: result.length === ENCRYPTED_CUSTOM_SECRET_BYTES && toHex(opened) === i.custom_secret_hex,
+      };
+    }
+    case "sync_request": {
+      const i = v.inputs;
+      const r = { customId: parseId(i.custom_id), timestampUnixMs: dec(i.timestamp_unix_ms), nonce: bytes(i.nonce_hex) };
+      return { canonical: syncRequestInput(r), result: computeSyncRequestHash(key, r), verified: verifySyncRequestHash(key, r, expected!) };
+    }
+    case "sync_reply": {
+      const i = v.inputs;
+      const r: SyncReplyFields = {
+        customId: parseId(i.custom_id),
+        requestNonce: bytes(i.request_nonce_hex),
+        serverTimeUnixMs: dec(i.server_time_unix_ms),
+        scrips: i.scrips.map((x: Json) => parseScrip(x)!),
+        inFlight: i.in_flight.map((x: Json) => ({
+          vendorId: x.vendor_id,
+          tranId: x.tran_id,
+          kind: enumNum(x.kind),
+          state: enumNum(x.state),
+          amount: dec(x.amount),
+          currency: x.currency,
+          item: x.item,
+          deliveryMethod: enumNum(x.delivery_method),
+          newScrip: parseScrip(x.new_scrip),
+        })),
+        credits: i.credits.map((x: Json) => ({
+          refundId: x.refund_id,
+          vendorId: x.vendor_id,
+          tranId: x.tran_id,
+          amount: dec(x.amount),
+          currency: x.currency,
+          refundedAtUnix: dec(x.refunded_at_unix),
+          foldedIntoSerial: dec(x.folded_into_serial),
+        })),
+      };
+      return { canonical: syncReplyInput(r), result: computeSyncReplyHash(key, r), verified: verifySyncReplyHash(key, r, expected!) };
+    }
+    case "refund_request": {
+      const i = v.inputs;
+      const r = { vendorId: i.vendor_id, tranId: i.tran_id, amount: dec(i.amount), requestId: i.request_id, reason: i.reason, timestampUnixMs: dec(i.timestamp_unix_ms) };
+      return { canonical: refundRequestInput(r), result: computeRefundMac(key, r), verified: verifyRefundMac(key, r, expected!) };
+    }
+    case "recovery_code": {
+      const i = v.inputs;
+      const contents = { customId: { secretId: dec32(i.secret_id), serialNumber: dec(i.serial_number) }, customSecret: bytes(i.custom_secret_hex) };
+      const code = encodeRecoveryCode(contents);
+      const back = decodeRecoveryCode(v.output_text);
+      // The checksum input, built by hand from §5.10: str(tag) ‖ bytes(payload).
+      const tag = new TextEncoder().encode("scripwire/v1/recovery-code");
+      const payload = bytes(v.payload_hex);
+      const canonical = new Uint8Array([0, 0, 0, tag.length, ...tag, 0, 0, 0, payload.length, ...payload]);
+      return {
+        canonical,
+        result: sha256(canonical),
+        verified:
+          code === v.output_text &&
+          back.customId.secretId === contents.customId.secretId &&
+          back.customId.serialNumber === contents.customId.serialNumber &&
+          toHex(back.customSecret) === i.custom_secret_hex &&
+          toHex(payload.subarray(12)) === i.custom_secret_hex,
       };
     }
     default:
