@@ -30,6 +30,12 @@ export class Model {
   readonly receipts = new Map<string, Receipt>();
   /** Every serial a wallet ever adopted: the center must never hand the same one out twice. */
   readonly adoptedSerials = new Map<bigint, string>();
+  /** Refunds the center confirmed (RF2): refundId -> what and for whom. */
+  readonly refunds = new Map<string, { tranId: string; amount: bigint; customerSerial: bigint }>();
+  /** TranID -> amount refunded. */
+  readonly refundsByTran = new Map<string, bigint>();
+  /** Refund credits wallets saw folded into their scrip (SY2). */
+  folded = 0n;
   readonly violations: Violation[] = [];
   private readonly t0 = Date.now();
 
@@ -86,4 +92,10 @@ export class Stats {
     for (const v of this.ops.values()) n += v;
     return n;
   }
+}
+
+export function refundedTotal(m: Model): bigint {
+  let s = 0n;
+  for (const r of m.refunds.values()) s += r.amount;
+  return s;
 }

@@ -4,16 +4,21 @@
  * (CI, < 4 min on 2 cores), `--seed N` to replay a schedule.
  *
  * A real `scripwire center serve` child process on a SQLite file is SIGKILLed
- * and restarted at random moments while many simulated wallets earn and pay
- * over a network that drops, duplicates and delays; wallets themselves crash
- * and recover from their journals. Then the faults stop, every wallet
+ * and restarted at random moments while many simulated wallets earn, pay and
+ * restore themselves from their recovery code (SY1/SY2, sometimes replaying
+ * the recorded request, which must be refused) over a network that drops,
+ * duplicates and delays, while the seller refunds confirmed payments (partial,
+ * full, too much, twice, two at once); wallets themselves crash and recover
+ * from their journals. Then the faults stop, every wallet
  * finishes its pending request, and the ledger is checked against a model
  * built only from what the wallets were told:
  *   - `scripwire audit` passes (double entry, balances, live scrip = account);
  *   - each wallet's scrip is the ledger's live scrip for that customer, and
  *     holds what the model says;
- *   - funding - remaining budget = customers + vendor + payouts, and each of
- *     those equals the model's figure;
+ *   - funding - remaining budget = customers + vendor + payouts + pending
+ *     refund credits, and each of those equals the model's figure; every
+ *     refund the seller was told about appears once as a negative settlement
+ *     and reached its customer's scrip by the last sync;
  *   - every receipt a wallet got is a confirmed settlement at the center (and
  *     delivers at the seller); every settlement was acknowledged to a wallet;
  *   - no serial was ever handed out twice, no dead scrip was accepted, no two
@@ -42,7 +47,11 @@ import { parseSellerConfig } from "../../src/seller/catalog.js";
 import { startSellerServer } from "../../src/seller/server.js";
 import { CenterProcess, CLI, freePort, REPO_ROOT } from "./center-process.js";
 import { Faults, NO_FAULTS, type FaultRates } from "./faults.js";
-import { Model, Stats } from "./model.js";
+import { Model, refundedTotal, Stats } from "./model.js";
+import { refundRequest } from "../../src/seller/refund-client.js";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { errorReason } from "../../src/protocol/errors.js";
+import { ReplyLost } from "./faults.js";
 import { deriveSeed, freshSeed, Prng } from "./prng.js";
 import { SimWallet, type CatalogEntry, type Op, type WalletEnv } from "./wallet.js";
 
@@ -94,8 +103,10 @@ const MODES: Record<"quick" | "full", ModeConfig> = {
   },
 };
 
-/** The workload: mostly earning and paying, some redemption, renewal and cheating. */
-const MIX: Record<Op, number> = { earn: 46, pay: 38, redeem: 3, renew: 3, race: 4, replay: 3, idle: 3 };
+/** The workload: mostly earning and paying, some redemption, renewal, restores from the recovery code, and cheating. */
+const MIX: Record<Op, number> = { earn: 44, pay: 37, redeem: 3, renew: 3, race: 4, replay: 3, restore: 3, idle: 3 };
+/** The seller refunds a random confirmed payment this often (ms between refunds: uniform in the range). */
+const REFUND_EVERY_MS: [number, number] = [100, 600];
 
 /** Campaign budget of the last campaign: small on purpose, so BUDGET_EXHAUSTED happens under load. */
 const SMALL_BUDGET = 3_000n;
@@ -260,6 +271,76 @@ async function main(): Promise<number> {
       await Promise.all(restarts);
     })();
 
+    // ---- the seller refunds confirmed payments: partial, full, too much, twice, and two at once.
+    const refundRng = new Prng(deriveSeed(seed, "refunds"));
+    const refundClient = createClient(PaymentCenterService, transports.connect);
+    /** One refund request until it gets a definite answer (same request id on every retransmission). */
+    const sendRefund = async (tranId: string, amount: bigint, requestId: string) => {
+      for (let attempt = 0; attempt < 400; attempt++) {
+        if (!center.up) await center.waitUp();
+        try {
+          const rq = refundRequest({ vendorId: VENDOR_ID, vendorSecret: vendor.vendorSecret, vendorKeyId: vendor.vendorKeyId, tranId, amount, requestId, reason: "torture" });
+          return { ok: true as const, refund: (await faults.call(refundRng, (o) => refundClient.refundPayment(rq, o))).refund! };
+        } catch (e) {
+          if (e instanceof ReplyLost) continue;
+          const ce = ConnectError.from(e);
+          if ([Code.Unavailable, Code.DeadlineExceeded, Code.Canceled, Code.Aborted, Code.Unknown, Code.Internal].includes(ce.code)) {
+            await sleep(refundRng.int(5, 60));
+            continue;
+          }
+          if (ce.code === Code.ResourceExhausted) {
+            await sleep(200);
+            continue;
+          }
+          return { ok: false as const, reason: errorReason(ce) ?? Code[ce.code] };
+        }
+      }
+      model.violation("refunder", `refund of ${tranId} never got an answer`);
+      return { ok: false as const, reason: "STUCK" };
+    };
+    const recordRefund = (tranId: string, customerSerial: bigint, r: Awaited<ReturnType<typeof sendRefund>>, expectAmount: bigint) => {
+      if (!r.ok) return;
+      if (r.refund.amount !== expectAmount || r.refund.tranId !== tranId) model.violation("refunder", `RF2 for ${tranId}: refunded ${r.refund.amount}, expected ${expectAmount}`);
+      if (model.refunds.has(r.refund.refundId)) return; // a retransmission's replayed answer
+      model.refunds.set(r.refund.refundId, { tranId, amount: r.refund.amount, customerSerial });
+      model.refundsByTran.set(tranId, r.refund.amount);
+      model.vendorNet -= r.refund.amount;
+      stats.op("refund");
+    };
+    const refunder = (async () => {
+      while (!faultPhaseOver()) {
+        await sleep(refundRng.int(REFUND_EVERY_MS[0], REFUND_EVERY_MS[1]));
+        const paidNow = [...model.receipts.values()];
+        if (paidNow.length === 0) continue;
+        const receipt = refundRng.pick(paidNow);
+        const { tranId, price } = receipt;
+        const customerSerial = receipt.customId!.serialNumber;
+        const already = model.refundsByTran.has(tranId);
+        const roll = refundRng.int(0, 99);
+        if (roll < 15 && !already) {
+          // Two different refunds of one TranID at once: exactly one may win.
+          const a = BigInt(refundRng.int(1, Number(price)));
+          const [ra, rb] = await Promise.all([sendRefund(tranId, a, `rf-${refundRng.hex(8)}`), sendRefund(tranId, 0n, `rf-${refundRng.hex(8)}`)]);
+          const wins = [ra, rb].filter((x) => x.ok).length;
+          if (wins !== 1) model.violation("refunder", `concurrent refunds of ${tranId}: ${wins} succeeded`);
+          for (const [r, amt] of [[ra, a], [rb, price]] as const) {
+            if (r.ok) recordRefund(tranId, customerSerial, r, amt);
+            else if (r.reason !== "ALREADY_REFUNDED") model.violation("refunder", `concurrent refund of ${tranId} refused with ${r.reason}`);
+            else stats.refusal("ALREADY_REFUNDED");
+          }
+          continue;
+        }
+        const over = roll < 25;
+        const amount = over ? price + BigInt(refundRng.int(1, 50)) : roll < 45 ? 0n : BigInt(refundRng.int(1, Number(price)));
+        const r = await sendRefund(tranId, amount, `rf-${refundRng.hex(8)}`);
+        const expect = already ? "ALREADY_REFUNDED" : over ? "REFUND_EXCEEDS_PAYMENT" : "ok";
+        if (r.ok && expect === "ok") recordRefund(tranId, customerSerial, r, amount === 0n ? price : amount);
+        else if (r.ok) model.violation("refunder", `refund of ${tranId} (${amount} of ${price}${already ? ", already refunded" : ""}) succeeded; expected ${expect}`);
+        else if (r.reason !== expect) model.violation("refunder", `refund of ${tranId} (${amount} of ${price}) refused with ${r.reason}; expected ${expect}`);
+        else stats.refusal(r.reason);
+      }
+    })();
+
     const progress = setInterval(() => {
       const el = Date.now() - faultStart;
       process.stdout.write(
@@ -270,6 +351,7 @@ async function main(): Promise<number> {
 
     await centerChaos;
     await walletChaos;
+    await refunder;
     faulting = false;
     faults.rates = NO_FAULTS;
     if (!center.up) await center.start();
@@ -310,8 +392,14 @@ async function main(): Promise<number> {
       after = page.nextSequence;
     }
     const paid = new Map(settlements.filter((s) => s.kind === SettlementKind.PAYMENT).map((s) => [s.tranId, s.amount]));
+    const refundSettled = new Map(settlements.filter((s) => s.kind === SettlementKind.REFUND).map((s) => [s.tranId, -s.amount]));
+    const refundMismatch =
+      [...model.refundsByTran].filter(([t, a]) => refundSettled.get(t) !== a).length + [...refundSettled.keys()].filter((t) => !model.refundsByTran.has(t)).length;
+    if (refundMismatch === 0 && settlements.filter((s) => s.kind === SettlementKind.REFUND).length === refundSettled.size) {
+      pass(`all ${refundSettled.size} refunds appear once each as negative settlements, as the refunder was told`);
+    } else fail(`${refundMismatch} refund settlements and RF2 answers disagree (or a TranID was refunded twice)`);
     const issued = new Map(settlements.filter((s) => s.kind === SettlementKind.ISSUE).map((s) => [s.tranId, s.amount]));
-    const dupSettlements = settlements.length - paid.size - issued.size;
+    const dupSettlements = settlements.length - paid.size - issued.size - settlements.filter((s) => s.kind === SettlementKind.REFUND).length;
     if (dupSettlements !== 0) fail(`${dupSettlements} TranIDs were settled more than once`);
     const missingReceipts = [...model.receipts].filter(([t, r]) => paid.get(t) !== r.price);
     if (missingReceipts.length === 0) pass(`all ${model.receipts.size} receipts are confirmed payment settlements`);
@@ -377,6 +465,7 @@ async function main(): Promise<number> {
     const vendorBalance = one(`SELECT balance AS v FROM accounts WHERE account_id = ?`, `vendor/${VENDOR_ID}/KRW`);
     const customersBalance = one(`SELECT SUM(balance) AS v FROM accounts WHERE kind = 'customer'`);
     const payoutsTotal = one(`SELECT SUM(amount) AS v FROM payouts`);
+    const creditsPending = one(`SELECT SUM(balance) AS v FROM accounts WHERE kind = 'credit'`);
     const liveTotal = one(`SELECT SUM(value) AS v FROM scrips WHERE state = 'live'`);
     const liveDupes = one(`SELECT COUNT(*) AS v FROM (SELECT customer_serial FROM scrips WHERE state = 'live' GROUP BY customer_serial, currency HAVING COUNT(*) > 1)`);
     const spentSerials = one(`SELECT COUNT(*) AS v FROM scrips WHERE state = 'spent'`);
@@ -391,9 +480,11 @@ async function main(): Promise<number> {
     eq("issued (ledger) = rewards the wallets adopted, less undone (model)", issuedLedger, model.issuedNet);
     eq("customer accounts (ledger) = sum of wallets' scrip", customersBalance, walletsValue);
     eq("live scrip (ledger) = sum of wallets' scrip", liveTotal, walletsValue);
-    eq("vendor account (ledger) = prices the wallets paid, less undone (model)", vendorBalance, model.vendorNet);
+    eq("vendor account (ledger) = prices the wallets paid, less undone and refunded (model)", vendorBalance, model.vendorNet);
     eq("payouts (ledger) = redemptions the wallets were told about (model)", payoutsTotal, model.payouts);
-    eq("conservation: funded - budget = customers + vendor + payouts", fundedLedger - budgetLeft, customersBalance + vendorBalance + payoutsTotal);
+    eq("refunds (RF2 answers) = refund credits folded into wallets' scrip (SY2)", refundedTotal(model), model.folded);
+    eq("refund credits still pending after every wallet's last sync (ledger)", creditsPending, 0n);
+    eq("conservation: funded - budget = customers + vendor + payouts + pending credits", fundedLedger - budgetLeft, customersBalance + vendorBalance + payoutsTotal + creditsPending);
     eq("customers with more than one live scrip", liveDupes, 0n);
     eq("serials spent by two executed transactions", inSerialReuse, 0n);
 

@@ -29,6 +29,7 @@ import { SellerService } from "../../gen/scripwire/v1/seller_pb.js";
 import { CmdType, DeliveryMethod, HeaderTypeSchema, type Offer, type ScripType } from "../../gen/scripwire/v1/types_pb.js";
 import { decryptCustomSecret, sealSessionKey } from "../../src/crypto/registration.js";
 import { computeMessageHash, verifyMessageHash } from "../../src/crypto/scrip-auth.js";
+import { computeSyncRequestHash, verifySyncReplyHash } from "../../src/crypto/sync-auth.js";
 import { P_COUNT_MAX } from "../../src/protocol/header.js";
 import { errorReason } from "../../src/protocol/errors.js";
 import { ReplyLost, type Faults } from "./faults.js";
@@ -67,7 +68,7 @@ export interface WalletEnv {
   mix: Record<Op, number>;
 }
 
-export type Op = "earn" | "pay" | "redeem" | "renew" | "race" | "replay" | "idle";
+export type Op = "earn" | "pay" | "redeem" | "renew" | "race" | "replay" | "restore" | "idle";
 
 type Phase = "init" | "execute" | "cancel" | "confirm" | "undo";
 
@@ -88,7 +89,9 @@ type Journal =
   | (TxJournal & { kind: "pay" })
   | { kind: "race"; phase: "init" | "execute"; offers: Offer[]; scrip: ScripType; pCount: number; attempts: number }
   | { kind: "redeem"; requestId: string; amount: bigint; account: string; scrip: ScripType; pCount: number; attempts: number }
-  | { kind: "renew"; requestId: string; scrip: ScripType; pCount: number; attempts: number };
+  | { kind: "renew"; requestId: string; scrip: ScripType; pCount: number; attempts: number }
+  /** Restore/sync (SY1): the device is "lost"; only the recovery code (customer id + Custom_Secret) is left. */
+  | { kind: "sync"; pCount: number; attempts: number };
 
 /** What survives a wallet crash (a real wallet fsyncs this before each send). */
 interface Durable {
@@ -101,6 +104,10 @@ interface Durable {
   used: Set<string>;
   /** A scrip this wallet held before: dead, so spending it again must fail. */
   deadScrip?: ScripType;
+  /** Refunds this wallet has seen folded into its scrip (their value is in modelValue). */
+  folded: Set<string>;
+  /** The final sync of the drain phase is done. */
+  finalSynced?: boolean;
 }
 
 class Crashed extends Error {}
@@ -115,7 +122,7 @@ export class SimWallet {
   readonly name: string;
   private readonly center: Client<typeof PaymentCenterService>;
   private readonly seller: Client<typeof SellerService>;
-  private readonly d: Durable = { modelValue: 0n, used: new Set() };
+  private readonly d: Durable = { modelValue: 0n, used: new Set(), folded: new Set() };
   private epoch = 0;
   private loop: Promise<void> | undefined;
 
@@ -256,7 +263,15 @@ export class SimWallet {
       for (;;) {
         if (this.d.journal) await this.resume(epoch);
         this.check(epoch);
-        if (this.env.draining) return;
+        if (this.env.draining) {
+          // Once the refunder has stopped: one last sync collects every refund credit.
+          if (!this.d.finalSynced) {
+            this.d.journal = { kind: "sync", pCount: 0, attempts: 0 };
+            await this.resume(epoch);
+            this.d.finalSynced = true;
+          }
+          return;
+        }
         const op = this.rng.weighted(this.env.mix);
         switch (op) {
           case "earn":
@@ -276,6 +291,10 @@ export class SimWallet {
             break;
           case "replay":
             await this.replay(epoch);
+            break;
+          case "restore":
+            this.d.journal = { kind: "sync", pCount: 0, attempts: 0 };
+            await this.resume(epoch);
             break;
           case "idle":
             await sleep(this.rng.int(1, 50));
@@ -457,6 +476,9 @@ export class SimWallet {
           break;
         case "renew":
           await this.stepRenew(epoch, j);
+          break;
+        case "sync":
+          await this.stepSync(epoch, j);
           break;
       }
       this.check(epoch);
@@ -844,5 +866,79 @@ export class SimWallet {
     }
     this.adopt(r.v.newScrip!, this.d.modelValue, `RN2 ${j.requestId}`);
     this.done("renew");
+  }
+
+  // ------------------------------------------------------------ restore / sync
+
+  private syncRequest() {
+    const customId = this.d.scrip!.scrip!.customId!;
+    const nonce = this.rng.bytes(32);
+    const timestampUnixMs = BigInt(Date.now());
+    return { header: hdr(CmdType.SY1), customId, timestampUnixMs, nonce, hash: computeSyncRequestHash(this.d.customSecret!, { customId, timestampUnixMs, nonce }) };
+  }
+
+  /**
+   * The device is lost; the recovery code is all that is left. A fresh nonce
+   * per attempt (a lost reply's request must not be re-sent: its nonce is
+   * used). The reply must authenticate, hold the serial this wallet last
+   * adopted (or a fresh one that folded refund credits the harness really
+   * made for this customer) and exactly the model's value.
+   */
+  private async stepSync(epoch: number, j: Extract<Journal, { kind: "sync" }>): Promise<void> {
+    const req = this.syncRequest();
+    const r = await this.rpc(epoch, (o) => this.center.sync(req, o));
+    if (!r.ok) {
+      if (!r.lost) {
+        this.definite("SY1", r.err);
+        this.done("sync-error");
+        return;
+      }
+      return this.lost(epoch, j);
+    }
+    const res = r.v;
+    const customId = req.customId;
+    const ok = verifySyncReplyHash(
+      this.d.customSecret!,
+      { customId, requestNonce: req.nonce, serverTimeUnixMs: res.serverTimeUnixMs, scrips: res.scrips, inFlight: res.inFlight, credits: res.credits },
+      res.hash,
+    );
+    if (!ok) {
+      this.violation("SY2 does not authenticate; not adopted");
+      this.done("sync-error");
+      return;
+    }
+    for (const c of res.credits) {
+      if (c.foldedIntoSerial === 0n || this.d.folded.has(c.refundId)) continue;
+      const known = this.env.model.refunds.get(c.refundId);
+      if (!known || known.customerSerial !== customId.serialNumber || known.amount !== c.amount) {
+        this.violation(`SY2 reports refund ${c.refundId} of ${c.amount} folded, which the harness never made for this customer`);
+        continue;
+      }
+      this.d.folded.add(c.refundId);
+      this.d.modelValue += c.amount;
+      this.env.model.folded += c.amount;
+    }
+    const live = res.scrips.find((s) => s.scrip?.currency === "KRW");
+    if (!live) {
+      this.violation("SY2 holds no live KRW scrip");
+      this.done("sync-error");
+      return;
+    }
+    const held = this.d.scrip!.scrip!.scripId!.serialNumber;
+    if (live.scrip!.scripId!.serialNumber === held) {
+      if (live.scrip!.value !== this.d.modelValue) this.violation(`SY2: live scrip ${held} holds ${live.scrip!.value}, the model ${this.d.modelValue}`);
+      this.d.scrip = live; // re-certified copy of the same serial
+    } else {
+      this.adopt(live, this.d.modelValue, "SY2 (credits folded)");
+    }
+    if (res.inFlight.some((t) => t.state === TransactionState.EXECUTED)) this.env.stats.op("sync-saw-executed");
+    // Sometimes the same recorded request again: it must be refused (used nonce), like a wrong code.
+    if (this.rng.chance(0.2)) {
+      const again = await this.rpc(epoch, (o) => this.center.sync(req, o));
+      if (again.ok) this.violation("a replayed SY1 was answered");
+      else if (!again.lost && (again.err.code !== Code.Unauthenticated || errorReason(again.err) !== "BAD_HASH")) this.definite("replayed SY1", again.err);
+      else if (!again.lost) this.env.stats.refusal("SYNC_REPLAY_REFUSED");
+    }
+    this.done("restore");
   }
 }
