@@ -2,8 +2,10 @@
  * The browser wallet, served by the payment center at /wallet/ (bundled by
  * esbuild from this file; see src/center/web.ts). Two pages share it:
  *
- *   /wallet/          the buyer's own page: register (R1/R2), balance,
- *                     history, renew, redeem, backup export and import.
+ *   /wallet/          the buyer's own page: register (R1/R2, then the
+ *                     recovery code, shown once), balance, history, renew,
+ *                     redeem, sync, show the recovery code again, restore
+ *                     from a recovery code, backup export and import.
  *   /wallet/pay.html  the payment popup a mall page opens (scripwire-pay.js):
  *                     shows what is paid, to whom and the balance after, and
  *                     on approval runs S3-S6 (pay) or M3-M7 (collect), then
@@ -73,12 +75,30 @@ function recoveredText(r: RecoveryResult | undefined): string {
 
 // ------------------------------------------------------------------ the wallet page
 
+/**
+ * The recovery code to show once, right after registration; cleared as soon
+ * as it is rendered. Never logged, never stored by the page (the wallet can
+ * recompute it from its secret on request).
+ */
+let codeToShow: string | undefined;
+
+/** A box with the recovery code and what it is for. */
+function recoveryBox(code: string, first: boolean): HTMLElement {
+  const sec = el("section", undefined, { "aria-labelledby": "recovery-h", id: "recovery" });
+  sec.append(
+    el("h2", first ? "Write down your recovery code" : "Your recovery code", { id: "recovery-h" }),
+    el("p", "With this code and this center's address you can restore the wallet on any device if this browser's data is lost. Anyone who has it can spend your balance: keep it private."),
+    el("code", code, { id: "recovery-code" }),
+  );
+  return sec;
+}
+
 async function renderWallet(): Promise<void> {
   await withWallet(async (w, recovered) => {
     const main = $("wallet");
     main.replaceChildren();
     if (!w.registered) {
-      main.append(registerForm(), importForm());
+      main.append(registerForm(), restoreForm(), importForm());
       if (!recovered) status("This browser has no wallet at this payment center yet.");
       return;
     }
@@ -96,9 +116,30 @@ async function renderWallet(): Promise<void> {
     renew.onclick = () => run("Renewing…", (x) => x.renew().then((r) => `Renewed: ${r.value} ${r.currency} under serial ${r.serial}.`));
     const exp = el("button", "Export backup", { type: "button", id: "export" });
     exp.onclick = () => void exportBackup();
-    actions.append(renew, exp);
+    const sync = el("button", "Sync with the center", { type: "button", id: "sync" });
+    sync.onclick = () =>
+      run("Syncing…", (x) =>
+        x.sync().then((r) => {
+          const folded = r.refunds.filter((c) => !c.pending);
+          const parts = [`Balance ${r.value} ${r.currency}${r.changed ? " (the center's live scrip adopted)" : ""}.`];
+          if (r.finished.length) parts.push(`Finished ${r.finished.length} transaction(s) that were in flight.`);
+          if (folded.length) parts.push(`Refunds in the scrip: ${folded.map((c) => `${c.amount} ${c.currency} for ${c.tranId}`).join(", ")}.`);
+          return parts.join(" ");
+        }),
+      );
+    const show = el("button", "Show recovery code", { type: "button", id: "show-recovery" });
+    show.onclick = () => {
+      if (document.getElementById("recovery")) return;
+      sec.after(recoveryBox(w.recoveryCode(), false));
+    };
+    actions.append(renew, sync, exp, show);
     sec.append(actions);
-    main.append(sec, redeemForm(b.currency), historyTable(w));
+    main.append(sec);
+    if (codeToShow) {
+      main.append(recoveryBox(codeToShow, true));
+      codeToShow = undefined;
+    }
+    main.append(redeemForm(b.currency), historyTable(w));
     if (recovered) status(recoveredText(recovered), recovered.outcome === "completed" ? "ok" : "info");
   });
 }
@@ -130,7 +171,30 @@ function registerForm(): HTMLElement {
     ev.preventDefault();
     const data = new FormData(f);
     void run("Registering…", (w) =>
-      w.register(CENTER, { name: String(data.get("name") ?? ""), email: String(data.get("email") ?? "") }).then((r) => `Registered: customer ${r.customId.serialNumber}, balance 0 ${r.currency}.`),
+      w.register(CENTER, { name: String(data.get("name") ?? ""), email: String(data.get("email") ?? "") }).then((r) => {
+        codeToShow = w.recoveryCode();
+        return `Registered: customer ${r.customId.serialNumber}, balance 0 ${r.currency}. Write down the recovery code below.`;
+      }),
+    );
+  };
+  return f;
+}
+
+function restoreForm(): HTMLElement {
+  const f = el("form", undefined, { id: "restore", "aria-labelledby": "restore-h" });
+  f.append(
+    el("h2", "Restore from a recovery code", { id: "restore-h" }),
+    field("Recovery code", "code", { autocomplete: "off", spellcheck: "false", placeholder: "SW1-XXXXX-XXXXX-…" }),
+    el("button", "Restore wallet", { type: "submit" }),
+  );
+  f.onsubmit = (ev) => {
+    ev.preventDefault();
+    const code = String(new FormData(f).get("code") ?? "");
+    void run("Restoring…", (w) =>
+      w.restore(CENTER, code).then((r) => {
+        const done = r.finished.length ? ` Finished ${r.finished.length} transaction(s) that were in flight.` : "";
+        return `Restored customer ${r.customId.serialNumber}: ${r.value} ${r.currency}.${done}`;
+      }),
     );
   };
   return f;
