@@ -371,3 +371,35 @@ test("restore refuses a non-empty wallet and an unreadable code", async (t) => {
   t.is(bad!.reason, "BAD_RECOVERY_CODE");
   t.false(empty.registered);
 });
+
+// ------------------------------------------------------------------ rate limits (in process, tiny buckets)
+
+test("sync is rate-limited per customer and per address; failed attempts count too", async (t) => {
+  const { inprocWorld } = await import("./helpers/inproc.js");
+  const { SyncService } = await import("../src/center/restore.js");
+  const iw = await inprocWorld();
+  t.teardown(() => iw.close());
+  const w = await Wallet.open({ store: new MemoryWalletStore(), transport: (_url, role) => (role === "center" ? iw.centerTransport : iw.sellerTransport) });
+  t.teardown(() => w.close());
+  await w.register("http://center.test");
+  const { customId, customSecret } = decodeRecoveryCode(w.recoveryCode());
+  const request = (secret = customSecret) => {
+    const nonce = new Uint8Array(randomBytes(32));
+    const timestampUnixMs = BigInt(Date.now());
+    return { header: create(HeaderTypeSchema, { cmdType: CmdType.SY1 }), customId, timestampUnixMs, nonce, hash: computeSyncRequestHash(secret, { customId, timestampUnixMs, nonce }) } as never;
+  };
+  const perCustomer = new SyncService(iw.center, { perCustomer: { ratePerSecond: 0.001, burst: 3 }, perAddress: false });
+  await perCustomer.sync(request(), "192.0.2.1");
+  await t.throwsAsync(perCustomer.sync(request(new Uint8Array(32)), "192.0.2.2"), { message: /does not verify/ });
+  await perCustomer.sync(request(), "192.0.2.3");
+  const limited = await reasonOf(perCustomer.sync(request(), "192.0.2.4"));
+  t.deepEqual([limited.code, limited.reason], [Code.ResourceExhausted, "RATE_LIMITED"], "the wrong guess used a token: the 4th call of this customer is refused from any address");
+
+  const perAddress = new SyncService(iw.center, { perCustomer: false, perAddress: { ratePerSecond: 0.001, burst: 2 } });
+  await perAddress.sync(request(), "198.51.100.7");
+  await perAddress.sync(request(), "198.51.100.7");
+  const byAddress = await reasonOf(perAddress.sync(request(), "198.51.100.7"));
+  t.deepEqual([byAddress.code, byAddress.reason], [Code.ResourceExhausted, "RATE_LIMITED"]);
+  const other = await perAddress.sync(request(), "203.0.113.9");
+  t.is(other.scrips.length, 1, "another address still gets through");
+});
