@@ -232,3 +232,43 @@ test("a page of another origin cannot read the wallet's storage, frame it, or re
   t.deepEqual(await mall.evaluate(() => (window as unknown as { got: unknown[] }).got), [], "the receipt was not delivered to the other origin");
   await audited(t, w, customer, 50n);
 });
+
+test("export a backup: it opens as a CLI wallet file, and restoring it in an empty browser brings the wallet back", async (t) => {
+  const w = await world(t);
+  const c = await context(t);
+  const wallet = await c.newPage();
+  await register(wallet, w);
+  const customer = await customerOf(wallet);
+  const mall = await c.newPage();
+  await mall.goto(`${w.sellerUrl}/shop/earn/${w.quiz.itemId}`);
+  await mall.getByLabel("hash").check();
+  await approveInPopup(mall, () => mall.getByRole("button", { name: /Answer and collect/ }).click());
+  await mall.waitForSelector("body[data-earned]");
+  await wallet.reload();
+  await wallet.locator("#balance").waitFor();
+  const [download] = await Promise.all([wallet.waitForEvent("download"), wallet.getByRole("button", { name: "Export backup" }).click()]);
+  const path = (await download.path())!;
+
+  const { FileWalletStore, Wallet } = await import("../src/wallet/index.js");
+  const { copyFile } = await import("node:fs/promises");
+  const file = `${w.dir}/backup.json`;
+  await copyFile(path, file);
+  const cli = await Wallet.open({ store: new FileWalletStore(file), recoverOnOpen: false });
+  t.is(cli.balance().value, 50n, "the backup holds the live scrip");
+  t.is(cli.identity!.customId.serialNumber, customer);
+  await cli.close();
+
+  const fresh = await context(t);
+  const page = await fresh.newPage();
+  await page.goto(`${w.centerUrl}/wallet/`);
+  await page.getByLabel("Backup file", { exact: true }).setInputFiles(path);
+  await page.getByRole("button", { name: "Restore" }).click();
+  await page.locator("#balance").waitFor();
+  t.is(await balanceShown(page), 50n);
+  // The restored wallet spends: its scrip is the live one.
+  const other = await fresh.newPage();
+  await other.goto(`${w.sellerUrl}/shop/item?url=${encodeURIComponent(w.catalog.viewOnly.requestUrl)}`);
+  await approveInPopup(other, () => other.getByRole("button", { name: /Buy to read/ }).click());
+  await other.locator("#content", { hasText: "Nothing happened." }).waitFor();
+  await audited(t, w, customer, 40n);
+});

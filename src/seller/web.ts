@@ -90,6 +90,7 @@ for (const b of document.querySelectorAll("button[data-buy]")) {
     say("Waiting for your wallet…");
     try {
       const paid = await Scripwire.pay({ center, order: (c) => offerOrRefusal("/shop/api/order", { requestUrl, method, customId: c.customId }) });
+      document.body.dataset.receiptAt = String(Date.now());
       say("Paid; fetching the content (S7)…");
       const r = await post("/shop/api/deliver", { receipt: paid.receipt });
       if (!r.ok) throw new Error(await r.text());
