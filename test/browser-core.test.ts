@@ -10,6 +10,7 @@ import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "playwright-core";
 import { browserTest, launch } from "./helpers/browser.js";
+import { flowsEnv } from "./shared/wallet-core-flows.js";
 import { startWorld, type World } from "./helpers/world.js";
 
 const test = browserTest("browser-core");
@@ -61,15 +62,7 @@ test("the same wallet-core flows in the browser bundle (connect-web, IndexedDB)"
   t.teardown(() => w.close());
   const page = await corePage(w);
   t.teardown(() => page.close());
-  const env = {
-    centerUrl: w.centerUrl,
-    sellerUrl: w.sellerUrl,
-    quiz: w.quiz,
-    survey: w.survey.itemId,
-    ad: w.ad.itemId,
-    article: w.catalog.article.requestUrl,
-    viewOnly: w.catalog.viewOnly.requestUrl,
-  };
+  const env = flowsEnv(w);
   const checks = (await page.evaluate((e) => (globalThis as any).coreTests.flows(e), env)) as [string, boolean][];
   for (const [what, ok] of checks) t.true(ok, what);
   t.is(checks.length, 12, "every check of the walk ran");

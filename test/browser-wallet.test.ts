@@ -67,6 +67,20 @@ async function customerOf(page: Page): Promise<bigint> {
   return BigInt(/Customer (\d+)/.exec(text!)![1]!);
 }
 
+/** A browser context whose wallet registered and earned the quiz's 50 KRW on the mall. */
+async function registeredWith50(t: ExecutionContext, w: World) {
+  const c = await context(t);
+  const wallet = await c.newPage();
+  await register(wallet, w);
+  const customer = await customerOf(wallet);
+  const mall = await c.newPage();
+  await mall.goto(`${w.sellerUrl}/shop/earn/${w.quiz.itemId}`);
+  await mall.getByLabel("hash").check();
+  await approveInPopup(mall, () => mall.getByRole("button", { name: /Answer and collect/ }).click());
+  await mall.waitForSelector("body[data-earned]");
+  return { c, wallet, customer, mall };
+}
+
 test("register in the wallet; earn from a quiz on the mall; buy an article (View) and a file (Save); reload keeps the balance", async (t) => {
   const w = await world(t);
   const c = await context(t);
@@ -126,15 +140,7 @@ test("register in the wallet; earn from a quiz on the mall; buy an article (View
 
 test("the popup closed right after S4 was sent: the next open of the wallet finishes the exchange", async (t) => {
   const w = await world(t);
-  const c = await context(t);
-  const wallet = await c.newPage();
-  await register(wallet, w);
-  const customer = await customerOf(wallet);
-  const mall = await c.newPage();
-  await mall.goto(`${w.sellerUrl}/shop/earn/${w.quiz.itemId}`);
-  await mall.getByLabel("hash").check();
-  await approveInPopup(mall, () => mall.getByRole("button", { name: /Answer and collect/ }).click());
-  await mall.waitForSelector("body[data-earned]");
+  const { c, wallet, customer, mall } = await registeredWith50(t, w);
 
   // S4 reaches the center and executes; the popup dies before it sees S5.
   let s4Sent!: () => void;
@@ -166,15 +172,7 @@ test("a second mall origin pays from the same wallet", async (t) => {
   const second: RunningSeller = await startSellerServer({ config: w.seller.seller.config, centerUrl: w.centerUrl });
   t.teardown(() => second.close(500));
   t.not(new URL(second.url).origin, new URL(w.sellerUrl).origin);
-  const c = await context(t);
-  const wallet = await c.newPage();
-  await register(wallet, w);
-  const customer = await customerOf(wallet);
-  const mall = await c.newPage();
-  await mall.goto(`${w.sellerUrl}/shop/earn/${w.quiz.itemId}`);
-  await mall.getByLabel("hash").check();
-  await approveInPopup(mall, () => mall.getByRole("button", { name: /Answer and collect/ }).click());
-  await mall.waitForSelector("body[data-earned]");
+  const { c, wallet, customer, mall } = await registeredWith50(t, w);
 
   const other = await c.newPage();
   await other.goto(`${second.url}/shop/item?url=${encodeURIComponent(w.catalog.viewOnly.requestUrl)}`);
@@ -235,15 +233,7 @@ test("a page of another origin cannot read the wallet's storage, frame it, or re
 
 test("export a backup: it opens as a CLI wallet file, and restoring it in an empty browser brings the wallet back", async (t) => {
   const w = await world(t);
-  const c = await context(t);
-  const wallet = await c.newPage();
-  await register(wallet, w);
-  const customer = await customerOf(wallet);
-  const mall = await c.newPage();
-  await mall.goto(`${w.sellerUrl}/shop/earn/${w.quiz.itemId}`);
-  await mall.getByLabel("hash").check();
-  await approveInPopup(mall, () => mall.getByRole("button", { name: /Answer and collect/ }).click());
-  await mall.waitForSelector("body[data-earned]");
+  const { c, wallet, customer, mall } = await registeredWith50(t, w);
   await wallet.reload();
   await wallet.locator("#balance").waitFor();
   const [download] = await Promise.all([wallet.waitForEvent("download"), wallet.getByRole("button", { name: "Export backup" }).click()]);

@@ -5,21 +5,13 @@
  */
 import test from "ava";
 import { MemoryWalletStore, Wallet } from "../src/wallet/index.js";
-import { walletCoreFlows } from "./shared/wallet-core-flows.js";
+import { flowsEnv, walletCoreFlows } from "./shared/wallet-core-flows.js";
 import { startWorld } from "./helpers/world.js";
 
 test("wallet core flows in Node (connect-node, MemoryWalletStore)", async (t) => {
   const w = await startWorld();
   t.teardown(() => w.close());
-  const checks = await walletCoreFlows((o) => Wallet.open(o), () => new MemoryWalletStore(), {
-    centerUrl: w.centerUrl,
-    sellerUrl: w.sellerUrl,
-    quiz: w.quiz,
-    survey: w.survey.itemId,
-    ad: w.ad.itemId,
-    article: w.catalog.article.requestUrl,
-    viewOnly: w.catalog.viewOnly.requestUrl,
-  });
+  const checks = await walletCoreFlows((o) => Wallet.open(o), () => new MemoryWalletStore(), flowsEnv(w));
   for (const [what, ok] of checks) t.true(ok, what);
   t.is(checks.length, 12, "every check of the walk ran");
   const audit = await w.center.ledger.audit();

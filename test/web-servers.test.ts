@@ -98,3 +98,26 @@ test("mall API: bad input is a 4xx with a reason; a PM2_2 comes with its page; a
   const big = await post("/shop/api/permit", { item: "quiz-1", answer: "x".repeat(20_000), customId: { secretId: 1, serialNumber: "7" } });
   t.is(big.status, 400);
 });
+
+test("`scripwire demo --web` prints the wallet and mall URLs, serves them, and stops on SIGINT", async (t) => {
+  const { spawn } = await import("node:child_process");
+  const { fileURLToPath } = await import("node:url");
+  const root = fileURLToPath(new URL("..", import.meta.url));
+  const child = spawn(process.execPath, ["--import=tsx", "src/cli/main.ts", "demo", "--web"], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  t.teardown(() => void child.kill("SIGKILL"));
+  let out = "";
+  const urls = await new Promise<{ wallet: string; shop: string }>((resolve, reject) => {
+    child.stdout.on("data", (d) => {
+      out += d;
+      const wallet = /register: +(\S+\/wallet\/)/.exec(out)?.[1];
+      const shop = /pay at: +(\S+\/shop\/)/.exec(out)?.[1];
+      if (wallet && shop && out.includes("Serving until Ctrl-C")) resolve({ wallet, shop });
+    });
+    child.on("exit", (code) => reject(new Error(`demo exited ${code}: ${out}`)));
+  });
+  t.regex(await (await fetch(urls.wallet)).text(), /Scripwire wallet/);
+  t.regex(await (await fetch(urls.shop)).text(), /Why hash-based e-cash/);
+  const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+  child.kill("SIGINT");
+  t.is(await exited, 0);
+});

@@ -42,27 +42,13 @@ export const demoCommand: Command = {
       else process.stdout.write(kind === "title" ? `\n== ${text}\n` : kind === "msg" ? `   ${text}\n` : `${text}\n`);
     };
 
-    const adminToken = randomBytes(24).toString("hex");
-    const center = await startCenterServer({
-      identity: { dnsName: "localhost", serverName: "Scripwire demo center", port: 0 },
-      currencies: [DEMO_CURRENCY],
-      redeemThreshold: { [DEMO_CURRENCY]: 1000n },
-      dataDir: dir,
-      adminToken,
-      // The demo's ledger is new by design: created here rather than by `center init`.
-      createLedger: true,
-    });
-    let seller: Awaited<ReturnType<typeof startSellerServer>> | undefined;
+    const servers = await startDemoServers(dir, 1000n);
+    const { center, seller, admin } = servers;
     let wallet: Wallet | undefined;
     try {
       say("title", "Payment center and seller");
       say("info", `center listening on ${center.url} (ledger: SQLite file ${join(dir, "center.sqlite")})`);
-      const admin = createClient(CenterAdminService, createTransport(center.url, { headers: { authorization: `Bearer ${adminToken}` } }));
-      const vendor = await admin.createVendor({ vendorId: "demo-mall", vendor: { dnsName: "localhost", serverName: "Scripwire Demo Mall" } });
-      await admin.createCampaign({ campaignId: DEMO_CAMPAIGN, vendorId: vendor.vendorId, currency: DEMO_CURRENCY, cap: 1_000_000n });
-      const funded = await admin.fundCampaign({ campaignId: DEMO_CAMPAIGN, amount: 100_000n, requestId: "demo-initial-funding" });
-      say("info", `vendor ${vendor.vendorId} registered; campaign ${DEMO_CAMPAIGN} funded with ${funded.campaign?.budget} ${DEMO_CURRENCY}`);
-      seller = await startSellerServer({ config: parseSellerConfig(demoSellerConfig(vendor.vendorId, Buffer.from(vendor.vendorSecret).toString("hex"), 0)) });
+      say("info", `vendor ${servers.vendorId} registered; campaign ${DEMO_CAMPAIGN} funded with ${servers.budget} ${DEMO_CURRENCY}`);
       say("info", `seller (internet mall) listening on ${seller.url}`);
 
       wallet = await Wallet.open({
@@ -114,8 +100,7 @@ export const demoCommand: Command = {
       return audit.ok && missing.length === 0 ? EXIT.OK : EXIT.AUDIT_FAILED;
     } finally {
       await wallet?.close();
-      await seller?.close(1000);
-      await center.close(1000);
+      await servers.close();
       if (!keep) rmSync(dir, { recursive: true, force: true });
     }
   },
@@ -129,22 +114,8 @@ async function webDemo(dataDir: string | undefined): Promise<number> {
   process.env.SCRIPWIRE_LOG ??= "error";
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), "scripwire-demo-web-"));
   mkdirSync(dir, { recursive: true });
-  const adminToken = randomBytes(24).toString("hex");
-  const center = await startCenterServer({
-    identity: { dnsName: "localhost", serverName: "Scripwire demo center", port: 0 },
-    currencies: [DEMO_CURRENCY],
-    redeemThreshold: { [DEMO_CURRENCY]: 100n },
-    dataDir: dir,
-    adminToken,
-    createLedger: true,
-  });
-  let seller: Awaited<ReturnType<typeof startSellerServer>> | undefined;
+  const { center, seller, close } = await startDemoServers(dir, 100n);
   try {
-    const admin = createClient(CenterAdminService, createTransport(center.url, { headers: { authorization: `Bearer ${adminToken}` } }));
-    const vendor = await admin.createVendor({ vendorId: "demo-mall", vendor: { dnsName: "localhost", serverName: "Scripwire Demo Mall" } });
-    await admin.createCampaign({ campaignId: DEMO_CAMPAIGN, vendorId: vendor.vendorId, currency: DEMO_CURRENCY, cap: 1_000_000n });
-    await admin.fundCampaign({ campaignId: DEMO_CAMPAIGN, amount: 100_000n, requestId: "demo-initial-funding" });
-    seller = await startSellerServer({ config: parseSellerConfig(demoSellerConfig(vendor.vendorId, Buffer.from(vendor.vendorSecret).toString("hex"), 0)), centerUrl: center.url });
     process.stdout.write(
       `Scripwire web demo\n` +
         `  1. open your wallet and register:  ${center.url}/wallet/\n` +
@@ -159,8 +130,46 @@ async function webDemo(dataDir: string | undefined): Promise<number> {
     process.stdout.write("stopping\n");
     return EXIT.OK;
   } finally {
-    await seller?.close(1000);
-    await center.close(1000);
+    await close();
     if (!dataDir) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A center (new SQLite ledger in `dir`) and the sample mall: vendor, funded
+ * campaign, seller with its web pages pointing at the center.
+ */
+async function startDemoServers(dir: string, redeemThreshold: bigint) {
+  const adminToken = randomBytes(24).toString("hex");
+  const center = await startCenterServer({
+    identity: { dnsName: "localhost", serverName: "Scripwire demo center", port: 0 },
+    currencies: [DEMO_CURRENCY],
+    redeemThreshold: { [DEMO_CURRENCY]: redeemThreshold },
+    dataDir: dir,
+    adminToken,
+    // The demo's ledger is new by design: created here rather than by `center init`.
+    createLedger: true,
+  });
+  try {
+    const admin = createClient(CenterAdminService, createTransport(center.url, { headers: { authorization: `Bearer ${adminToken}` } }));
+    const vendor = await admin.createVendor({ vendorId: "demo-mall", vendor: { dnsName: "localhost", serverName: "Scripwire Demo Mall" } });
+    await admin.createCampaign({ campaignId: DEMO_CAMPAIGN, vendorId: vendor.vendorId, currency: DEMO_CURRENCY, cap: 1_000_000n });
+    const funded = await admin.fundCampaign({ campaignId: DEMO_CAMPAIGN, amount: 100_000n, requestId: "demo-initial-funding" });
+    const config = parseSellerConfig(demoSellerConfig(vendor.vendorId, Buffer.from(vendor.vendorSecret).toString("hex"), 0));
+    const seller = await startSellerServer({ config, centerUrl: center.url });
+    return {
+      center,
+      seller,
+      admin,
+      vendorId: vendor.vendorId,
+      budget: funded.campaign?.budget,
+      close: async () => {
+        await seller.close(1000);
+        await center.close(1000);
+      },
+    };
+  } catch (e) {
+    await center.close(1000);
+    throw e;
   }
 }

@@ -25,6 +25,11 @@ export interface FlowsEnv {
   viewOnly: string;
 }
 
+/** The walk's inputs from a test world (test/helpers/world.ts). */
+export function flowsEnv(w: { centerUrl: string; sellerUrl: string; quiz: { itemId: string; answer: string }; survey: { itemId: string }; ad: { itemId: string }; catalog: { article: { requestUrl: string }; viewOnly: { requestUrl: string } } }): FlowsEnv {
+  return { centerUrl: w.centerUrl, sellerUrl: w.sellerUrl, quiz: w.quiz, survey: w.survey.itemId, ad: w.ad.itemId, article: w.catalog.article.requestUrl, viewOnly: w.catalog.viewOnly.requestUrl };
+}
+
 export type Opener = (opts: Pick<WalletCoreOptions, "onStep" | "store">) => Promise<WalletCore>;
 
 class Interrupted extends Error {}
