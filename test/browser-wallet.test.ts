@@ -252,7 +252,7 @@ test("export a backup: it opens as a CLI wallet file, and restoring it in an emp
   const page = await fresh.newPage();
   await page.goto(`${w.centerUrl}/wallet/`);
   await page.getByLabel("Backup file", { exact: true }).setInputFiles(path);
-  await page.getByRole("button", { name: "Restore" }).click();
+  await page.locator("form#import").getByRole("button", { name: "Restore" }).click();
   await page.locator("#balance").waitFor();
   t.is(await balanceShown(page), 50n);
   // The restored wallet spends: its scrip is the live one.
