@@ -32,6 +32,7 @@ Commands:
   seller serve              run a seller (internet mall) from a catalog file
   seller settlements        list (or --watch) a seller's confirmed settlements
   seller refund             refund all or part of a confirmed payment (once per TranID)
+  gateway serve             put a website behind scrip payments (HTTP 402)
   wallet <action>           a customer's wallet (register, earn, buy, balance,
                             history, renew, redeem, redeliver, recover,
                             catalog, info, show-recovery-code, restore, sync)
@@ -379,6 +380,8 @@ async function loadGroup(name: string): Promise<Record<string, Command> | undefi
   switch (name) {
     case "wallet":
       return { ...(await import("./wallet.js")).walletCommands, ...(await import("./wallet-restore.js")).restoreCommands };
+    case "gateway":
+      return (await import("./gateway.js")).gatewayCommands;
     default:
       return undefined;
   }

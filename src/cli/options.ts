@@ -160,6 +160,11 @@ export class Options {
     return this.args.flags.has("help");
   }
 
+  /** The --config file (or SCRIPWIRE_CONFIG), for commands whose config file is more than flag defaults. */
+  get configPath(): string | undefined {
+    return (this.args.flags.get("config") as string | undefined) ?? this.env.SCRIPWIRE_CONFIG;
+  }
+
   get positionals(): string[] {
     return this.args.positionals;
   }

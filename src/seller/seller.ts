@@ -5,7 +5,6 @@
  * amount is what the seller said, whatever the wallet claims later.
  */
 import { create } from "@bufbuild/protobuf";
-import { randomBytes } from "node:crypto";
 import {
   CampaignItemKind,
   CampaignItemSchema,
@@ -22,12 +21,12 @@ import {
   type RequestServiceRequest,
   type RequestServiceResponse,
 } from "../../gen/scripwire/v1/seller_pb.js";
-import { CmdType, DeliveryMethod, HashAlgorithm, IdTypeSchema, OfferKind, OfferSchema, ServerTypeSchema, type Offer } from "../../gen/scripwire/v1/types_pb.js";
+import { CmdType, DeliveryMethod, IdTypeSchema, OfferKind, ServerTypeSchema, type Offer } from "../../gen/scripwire/v1/types_pb.js";
 import { MAC_BYTES } from "../crypto/mac.js";
-import { computeOfferMac, verifyReceiptMac } from "../crypto/scrip-auth.js";
 import { invalidArgument, unauthenticated } from "../protocol/errors.js";
 import { header } from "../protocol/header.js";
 import type { SellerConfig } from "./catalog.js";
+import { checkReceiptSignature, signOffer, type OfferFields } from "./offers.js";
 
 const ANSWER_MAX = 2000;
 
@@ -59,24 +58,8 @@ export class Seller {
     this.clock = clock ?? Date.now;
   }
 
-  private signingKey(): { keyId: number; secret: Uint8Array } {
-    const keyId = Math.max(...this.config.vendorKeys.keys());
-    return { keyId, secret: this.config.vendorKeys.get(keyId)! };
-  }
-
-  private offer(fields: Omit<Partial<Offer>, "$typeName">): Offer {
-    const { keyId, secret } = this.signingKey();
-    const o = create(OfferSchema, {
-      ...fields,
-      vendor: create(ServerTypeSchema, this.config.identity),
-      vendorId: this.config.vendorId,
-      tranId: `t_${randomBytes(16).toString("hex")}`,
-      expiresAtUnix: BigInt(Math.floor(this.clock() / 1000) + this.config.offerLifetimeSeconds),
-      vendorKeyId: keyId,
-      hashAlgorithm: HashAlgorithm.HMAC_SHA256,
-    });
-    o.mac = computeOfferMac(secret, o);
-    return o;
+  private offer(fields: OfferFields): Offer {
+    return signOffer(this.config, fields, this.clock());
   }
 
   catalog(): GetCatalogResponse {
@@ -163,11 +146,9 @@ export class Seller {
   deliver(req: DeliverRequest): DeliverResponse {
     const r = req.receipt;
     if (!r) throw invalidArgument("MISSING_RECEIPT", "receipt is required: pass the receipt from ConfirmPayment (S6)");
-    if (r.mac.length !== MAC_BYTES) throw invalidArgument("BAD_RECEIPT", `receipt.mac must be ${MAC_BYTES} bytes`);
-    const key = this.config.vendorKeys.get(r.vendorKeyId);
-    if (r.vendorId !== this.config.vendorId || !key || r.hashAlgorithm !== HashAlgorithm.HMAC_SHA256 || !verifyReceiptMac(key, r)) {
-      throw unauthenticated("BAD_RECEIPT", "the receipt does not verify: it was altered or is not from this mall's payment center");
-    }
+    const refusal = checkReceiptSignature(this.config, r);
+    if (refusal === "MALFORMED_RECEIPT") throw invalidArgument("BAD_RECEIPT", `receipt.mac must be ${MAC_BYTES} bytes`);
+    if (refusal) throw unauthenticated("BAD_RECEIPT", "the receipt does not verify: it was altered or is not from this mall's payment center");
     const entry = this.config.catalog.find((c) => c.requestUrl === r.requestUrl);
     if (!entry) throw invalidArgument("NOT_SOLD_HERE", `nothing is sold at ${r.requestUrl} any more; contact the seller for a refund`);
     const save = r.deliveryMethod === DeliveryMethod.SAVE;
