@@ -7,7 +7,7 @@ import test from "ava";
 import fc from "fast-check";
 import { credentialToken, formatChallenge, fromBase64Url, parseChallenge, toBase64Url, type ScripChallenge } from "../src/gateway/challenge.js";
 import { parseGatewayConfig } from "../src/gateway/config.js";
-import { normalizeHost, normalizeTarget } from "../src/gateway/path.js";
+import { normalizeHost, normalizeTarget, type PathRefusal } from "../src/gateway/path.js";
 import { matchRoute, parseItemUrl } from "../src/gateway/routes.js";
 
 test("normalizeTarget: canonical forms", (t) => {
@@ -29,7 +29,7 @@ test("normalizeTarget: canonical forms", (t) => {
 });
 
 test("normalizeTarget: refusals", (t) => {
-  const bad: [string, string][] = [
+  const bad: [string, PathRefusal][] = [
     ["a/b", "NOT_ORIGIN_FORM"],
     ["*", "NOT_ORIGIN_FORM"],
     ["/a%2fb", "ENCODED_SEPARATOR"],

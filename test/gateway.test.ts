@@ -7,13 +7,20 @@
  */
 import test, { type ExecutionContext } from "ava";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { spawn } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import http from "node:http";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { ReceiptSchema } from "../gen/scripwire/v1/types_pb.js";
 import { parseChallenge } from "../src/gateway/challenge.js";
 import { startGateway, type RunningGateway } from "../src/gateway/gateway.js";
-import type { Wallet } from "../src/wallet/index.js";
+import { FileWalletStore, RefusedError, Wallet } from "../src/wallet/index.js";
 import { BIG_BYTES, createVendor, fundedWallet, gatewayConfig, payChallenge, raw, receiptToken, startUpstream, type Upstream } from "./helpers/gateway.js";
 import { startWorld, type World } from "./helpers/world.js";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 let world: World;
 let vendor: { vendorId: string; keys: Record<string, string> };
@@ -370,4 +377,92 @@ test("metrics count outcomes and refusal reasons", async (t) => {
   t.is(m.status, 200);
   t.regex(m.body, /scripwire_gateway_requests_total\{route="articles",outcome="challenged"\} 1/);
   t.regex(m.body, /scripwire_gateway_credential_refusals_total\{route="articles",reason="MALFORMED_CREDENTIAL"\} 1/);
+});
+
+test("wallet.fetch: pays once within maxPrice, then reuses the receipt for the URL and the route", async (t) => {
+  const r = await rig(t);
+  const start = r.wallet.balance().value;
+  const a = await r.wallet.fetch(r.gw.url + "/articles/a", { maxPrice: 5n });
+  t.is(a.status, 200);
+  t.like(a.scrip, { paid: true, reused: false, price: 3n });
+  t.is(((await a.json()) as { path: string }).path, "/articles/a");
+  t.is(r.wallet.balance().value, start - 3n);
+  const again = await r.wallet.fetch(r.gw.url + "/articles/a", { maxPrice: 5n });
+  t.like(again.scrip, { paid: false, reused: true });
+  t.is(again.status, 200);
+  await again.arrayBuffer();
+  const sibling = await r.wallet.fetch(r.gw.url + "/articles/other?x=1", { maxPrice: 5n });
+  t.like(sibling.scrip, { paid: false, reused: true });
+  t.is(((await sibling.json()) as { path: string }).path, "/articles/other?x=1");
+  t.is(r.wallet.balance().value, start - 3n, "one payment for the route");
+  // A free path: nothing to pay, nothing presented.
+  const free = await r.wallet.fetch(r.gw.url + "/free/page", { maxPrice: 0n });
+  t.like(free.scrip, { paid: false, reused: false });
+  t.is(free.status, 200);
+  await free.arrayBuffer();
+});
+
+test("wallet.fetch: above maxPrice refuses before paying; a 502 is returned and the retry is free", async (t) => {
+  const r = await rig(t);
+  const start = r.wallet.balance().value;
+  const n = r.up.log.length;
+  const e = await t.throwsAsync(r.wallet.fetch(r.gw.url + "/premium/x", { maxPrice: 4n }), { instanceOf: RefusedError });
+  t.is(e!.reason, "PRICE_TOO_HIGH");
+  t.is(r.wallet.balance().value, start);
+  t.is(r.up.log.length, n);
+  await t.throwsAsync(r.wallet.fetch(r.gw.url + "/premium/x", {} as never), { instanceOf: TypeError });
+
+  r.up.failNext = 1;
+  // S7 inside buy() takes the failure: the HTTP retry then succeeds.
+  const first = await r.wallet.fetch(r.gw.url + "/flaky/y", { maxPrice: 2n });
+  t.true(first.scrip.paid);
+  t.is(r.wallet.balance().value, start - 2n);
+  await first.arrayBuffer();
+  r.up.failNext = 1;
+  const failed = await r.wallet.fetch(r.gw.url + "/flaky/y", { maxPrice: 2n });
+  t.is(failed.status, 502);
+  t.like(failed.scrip, { paid: false, reused: true });
+  await failed.arrayBuffer();
+  const retried = await r.wallet.fetch(r.gw.url + "/flaky/y", { maxPrice: 2n });
+  t.is(retried.status, 200);
+  t.like(retried.scrip, { paid: false, reused: true });
+  await retried.arrayBuffer();
+  t.is(r.wallet.balance().value, start - 2n);
+});
+
+function spawnCli(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(ROOT, "bin", "scripwire.js"), ...args], { cwd, env: { ...process.env, SCRIPWIRE_LOG: "silent" }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+test("scripwire wallet fetch: pays, writes -o, and a second run (a new process) reuses the stored receipt", async (t) => {
+  const r = await rig(t);
+  const dir = await mkdtemp(join(tmpdir(), "scripwire-gwcli-"));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const walletFile = join(dir, "w.json");
+  const w = await Wallet.open({ store: new FileWalletStore(walletFile) });
+  await w.register(world.centerUrl);
+  await w.earn(world.sellerUrl, world.quiz.itemId, world.quiz.answer);
+  await w.close();
+  const url = r.gw.url + "/articles/cli";
+  const tooDear = await spawnCli(["wallet", "fetch", url, "--max-price", "2", "--wallet", walletFile], dir);
+  t.is(tooDear.code, 3, tooDear.stderr);
+  t.regex(tooDear.stderr, /PRICE_TOO_HIGH/);
+  const one = await spawnCli(["wallet", "fetch", url, "--max-price", "3", "-o", "out.json", "--wallet", walletFile, "--json"], dir);
+  t.is(one.code, 0, one.stderr);
+  const j1 = JSON.parse(one.stdout);
+  t.like(j1, { status: 200, paid: true, price: "3", savedTo: "out.json", balance: "47" });
+  t.is(JSON.parse(await readFile(join(dir, "out.json"), "utf8")).path, "/articles/cli");
+  const two = await spawnCli(["wallet", "fetch", url, "--max-price", "3", "--wallet", walletFile], dir);
+  t.is(two.code, 0, two.stderr);
+  t.is(JSON.parse(two.stdout).path, "/articles/cli");
+  t.regex(two.stderr, /reused the receipt/);
+  t.regex(two.stderr, /balance 47/);
 });

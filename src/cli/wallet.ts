@@ -13,6 +13,7 @@ import { SellerClient } from "../wallet/connect-node.js";
 import { ScripwireError, RefusedError } from "../wallet/errors.js";
 import { FileWalletStore } from "../wallet/store.js";
 import { Wallet, type Delivery } from "../wallet/wallet.js";
+import { walletFetchCommand } from "./wallet-fetch.js";
 import { EXIT, Options, print, progress, progressDone, UsageError, type Command, type OptionSpec } from "./options.js";
 
 const walletOpt: OptionSpec = { name: "wallet", description: "wallet file", default: "wallet.json" };
@@ -339,3 +340,5 @@ export const walletCommands: Record<string, Command> = {
       }),
   },
 };
+
+walletCommands.fetch = walletFetchCommand([...common, centerOpt], withWallet);

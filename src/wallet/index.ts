@@ -29,6 +29,8 @@ export type {
   WalletStep,
 } from "./wallet.js";
 export type { RestoreOptions, RestoreResult, SyncResult } from "./restore.js";
+export { scripFetch, ROUTE_RECEIPT_TRIES_MAX } from "./fetch.js";
+export type { ScripFetchOptions, ScripFetchPayment, ScripResponse } from "./fetch.js";
 export { FileWalletStore, MemoryWalletStore, SCRYPT_LOG_N_DEFAULT, WALLET_FILE_BYTES_MAX } from "./store.js";
 export type { DeliveryMethodName, FileWalletStoreOptions, HistoryRecord, JournalRecord, PendingOperation, PendingStep, ReceiptRecord, WalletState, WalletStore } from "./store.js";
 export { CALL_TIMEOUT_MS_DEFAULT, CenterRpc, SellerRpc } from "./client.js";

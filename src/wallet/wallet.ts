@@ -6,6 +6,7 @@ import type { Transport } from "@connectrpc/connect";
 import type { Connector, WireProtocol } from "./client.js";
 import { nodeConnector } from "./connect-node.js";
 import { WalletCore, type WalletCoreOptions } from "./core.js";
+import { scripFetch, type ScripFetchOptions, type ScripResponse } from "./fetch.js";
 
 export * from "./core.js";
 
@@ -47,5 +48,13 @@ export class Wallet extends WalletCore {
     const w = new Wallet({ ...core, connect: connect ?? nodeConnector({ protocol, transport, ca }) });
     await w.start();
     return w;
+  }
+
+  /**
+   * HTTP fetch that pays a Scripwire gateway's 402 (up to `maxPrice`) and
+   * retries; reuses a receipt still inside its lifetime. See src/wallet/fetch.ts.
+   */
+  fetch(url: string | URL, opts: ScripFetchOptions): Promise<ScripResponse> {
+    return scripFetch(this, url, opts);
   }
 }
