@@ -413,11 +413,11 @@ test("wallet.fetch: above maxPrice refuses before paying; a 502 is returned and 
   await t.throwsAsync(r.wallet.fetch(r.gw.url + "/premium/x", {} as never), { instanceOf: TypeError });
 
   r.up.failNext = 1;
-  // S7 inside buy() takes the failure: the HTTP retry then succeeds.
   const first = await r.wallet.fetch(r.gw.url + "/flaky/y", { maxPrice: 2n });
   t.true(first.scrip.paid);
-  t.is(r.wallet.balance().value, start - 2n);
+  t.is(first.status, 502, "paid, then the upstream failed: a 502, not a 402");
   await first.arrayBuffer();
+  t.is(r.wallet.balance().value, start - 2n);
   r.up.failNext = 1;
   const failed = await r.wallet.fetch(r.gw.url + "/flaky/y", { maxPrice: 2n });
   t.is(failed.status, 502);
@@ -427,6 +427,7 @@ test("wallet.fetch: above maxPrice refuses before paying; a 502 is returned and 
   t.is(retried.status, 200);
   t.like(retried.scrip, { paid: false, reused: true });
   await retried.arrayBuffer();
+  t.is(r.up.log.filter((l) => l.url === "/flaky/y").length, 3, "no S7 fetch: the content came over HTTP only");
   t.is(r.wallet.balance().value, start - 2n);
 });
 
