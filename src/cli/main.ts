@@ -35,7 +35,8 @@ Commands:
   gateway serve             put a website behind scrip payments (HTTP 402)
   wallet <action>           a customer's wallet (register, earn, buy, balance,
                             history, renew, redeem, redeliver, recover,
-                            catalog, info, show-recovery-code, restore, sync)
+                            catalog, info, show-recovery-code, restore, sync,
+                            fetch)
   audit                     check conservation on a ledger database
   demo                      start a center and seller and walk through the protocol
 
