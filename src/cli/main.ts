@@ -431,7 +431,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   let o: Options;
   try {
-    o = new Options(parseArgs(found.rest, found.cmd.options), found.cmd.options);
+    o = new Options(parseArgs(found.rest, found.cmd.options, found.cmd.positionals ?? 0), found.cmd.options);
   } catch (e) {
     if (e instanceof UsageError) {
       process.stderr.write(`error: ${e.message}\n`);

@@ -34,6 +34,8 @@ export interface OptionSpec {
   default?: string;
   /** Environment variable; default SCRIPWIRE_<NAME_UPPER>. */
   env?: string;
+  /** One-letter alias (`-o` for `--out`). */
+  short?: string;
 }
 
 export interface ParsedArgs {
@@ -48,25 +50,34 @@ export interface ParsedArgs {
  * following `--flag` is not taken as its value), and words that are not
  * options are refused, since no command takes positional arguments.
  */
-export function parseArgs(argv: string[], specs: OptionSpec[] = []): ParsedArgs {
+/**
+ * @param positionalsMax words allowed besides options (a command's
+ *   `positionals`); default 0: a stray word is a usage error.
+ */
+export function parseArgs(argv: string[], specs: OptionSpec[] = [], positionalsMax = 0): ParsedArgs {
   const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
     help: { type: "boolean", short: "h" },
     json: { type: "boolean" },
     config: { type: "string" },
   };
-  for (const s of specs) options[s.name] = { type: s.boolean ? "boolean" : "string" };
+  for (const s of specs) options[s.name] = { type: s.boolean ? "boolean" : "string", ...(s.short ? { short: s.short } : {}) };
   let values: Record<string, string | boolean | undefined>;
+  let positionals: string[];
   try {
-    ({ values } = nodeParseArgs({ args: argv, options, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
+    ({ values, positionals } = nodeParseArgs({ args: argv, options, strict: true, allowPositionals: positionalsMax > 0 }) as {
+      values: Record<string, string | boolean | undefined>;
+      positionals: string[];
+    });
   } catch (e) {
     throw new UsageError(parseArgsMessage(e as Error & { code?: string }));
   }
+  if (positionals.length > positionalsMax) throw new UsageError(`unexpected word '${positionals[positionalsMax]}' (see --help)`);
   const flags = new Map<string, string | true>();
   for (const [k, v] of Object.entries(values)) {
     if (v === true) flags.set(k, true);
     else if (typeof v === "string") flags.set(k, v);
   }
-  return { positionals: [], flags };
+  return { positionals, flags };
 }
 
 /** node:util's messages name its own API; say what the user did wrong in this CLI's terms. */
@@ -177,7 +188,7 @@ export function helpText(usage: string, summary: string, specs: OptionSpec[]): s
     for (const s of specs) {
       const env = s.env ?? `SCRIPWIRE_${s.name.toUpperCase().replace(/-/g, "_")}`;
       const def = s.default !== undefined ? ` (default: ${s.default})` : "";
-      lines.push(`  --${s.name}${s.boolean ? "" : " <value>"}`.padEnd(28) + `${s.description}${def} [env ${env}]`);
+      lines.push(`  ${s.short ? `-${s.short}, ` : ""}--${s.name}${s.boolean ? "" : " <value>"}`.padEnd(28) + `${s.description}${def} [env ${env}]`);
     }
   }
   lines.push("  --json".padEnd(28) + "machine-readable output");
@@ -207,5 +218,7 @@ export interface Command {
   usage: string;
   summary: string;
   options: OptionSpec[];
+  /** Words the command takes besides options (e.g. a URL); default 0. */
+  positionals?: number;
   run(o: Options): Promise<number>;
 }

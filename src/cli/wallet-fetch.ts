@@ -13,21 +13,13 @@ import type { Wallet } from "../wallet/wallet.js";
 /** Largest body --json puts inline (as text) when there is no --out. */
 export const JSON_BODY_BYTES_MAX = 1024 * 1024;
 
-/** URL and output file from the arguments: `URL`, `--url URL`, and `-o FILE` / `--out FILE`. */
+/** The URL (first word, or --url). */
 function target(o: Options): { url: string; out?: string } {
-  const pos = [...o.positionals];
-  let out = o.get("out");
-  const i = pos.indexOf("-o");
-  if (i >= 0) {
-    if (i + 1 >= pos.length) throw new UsageError("-o needs a file name");
-    out = pos[i + 1];
-    pos.splice(i, 2);
-  }
-  const url = o.get("url") ?? pos.shift();
+  const url = o.get("url") ?? o.positionals[0];
   if (!url) throw new UsageError("the URL to fetch is required: scripwire wallet fetch <url> --max-price <n>");
-  if (pos.length > 0) throw new UsageError(`unexpected argument ${pos[0]}`);
+  if (o.get("url") !== undefined && o.positionals.length > 0) throw new UsageError("give the URL once: as the first word or with --url");
   if (!/^https?:\/\//i.test(url)) throw new UsageError(`the URL must start with http:// or https://, got ${url}`);
-  return { url, out };
+  return { url, out: o.get("out") };
 }
 
 export function walletFetchCommand(common: OptionSpec[], withWallet: (o: Options, fn: (w: Wallet) => Promise<number>) => Promise<number>): Command {
@@ -35,10 +27,11 @@ export function walletFetchCommand(common: OptionSpec[], withWallet: (o: Options
     usage: "scripwire wallet fetch <url> --max-price <n> [-o <file>]",
     summary:
       "Fetch a URL; if a Scripwire gateway answers 402, pay its price (at most --max-price) and fetch again. A receipt still valid for the route is reused, so running it again costs nothing. The body goes to stdout or the -o file.",
+    positionals: 1,
     options: [
       ...common,
       { name: "max-price", description: "the most to pay, in the currency's smallest unit (0 = never pay)" },
-      { name: "out", description: "file to write the body to (same as -o)" },
+      { name: "out", short: "o", description: "file to write the body to (default: stdout)" },
       { name: "url", description: "URL to fetch (or give it as the first argument)" },
       { name: "header", description: "extra request header, 'Name: value'" },
     ],
