@@ -262,3 +262,32 @@ test("export a backup: it opens as a CLI wallet file, and restoring it in an emp
   await other.locator("#content", { hasText: "Nothing happened." }).waitFor();
   await audited(t, w, customer, 40n);
 });
+
+test("renew and redeem from the wallet page", async (t) => {
+  const w = await world(t);
+  const { wallet, customer } = await registeredWith50(t, w);
+  await wallet.reload();
+  await wallet.locator("#balance").waitFor();
+  const serialBefore = (await wallet.getByText(/scrip serial \d+/).textContent())!;
+  await wallet.getByRole("button", { name: "Renew scrip" }).click();
+  await wallet.locator("#status", { hasText: /^Renewed: 50 KRW under serial \d+/ }).waitFor();
+  t.not((await wallet.getByText(/scrip serial \d+/).textContent())!, serialBefore, "a new serial");
+  t.is(await balanceShown(wallet), 50n);
+
+  // Bad input changes nothing; a redemption of everything pays out 50 (the world's threshold is 50).
+  await wallet.getByLabel("Amount in KRW (0 = everything)").fill("12x");
+  await wallet.getByLabel("Payout account").fill("KB 123-456");
+  await wallet.locator("form#redeem").getByRole("button", { name: "Redeem" }).click();
+  // The form's own constraint (a whole number) stops it before any message leaves.
+  t.false(await wallet.getByLabel("Amount in KRW (0 = everything)").evaluate((e) => (e as HTMLInputElement).validity.valid));
+  t.is(await balanceShown(wallet), 50n);
+  t.is((await w.center.ledger.listPayouts(100)).filter((p) => p.account === "KB 123-456").length, 0);
+  await wallet.getByLabel("Amount in KRW (0 = everything)").fill("0");
+  await wallet.locator("form#redeem").getByRole("button", { name: "Redeem" }).click();
+  await wallet.locator("#status", { hasText: /^Payout \S+: 50 KRW to KB 123-456/ }).waitFor();
+  t.is(await balanceShown(wallet), 0n);
+  const payouts = (await w.center.ledger.listPayouts(100)).filter((p) => p.account === "KB 123-456");
+  t.is(payouts.length, 1);
+  t.is(payouts[0]!.amount, 50n);
+  await audited(t, w, customer, 0n);
+});
