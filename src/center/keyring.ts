@@ -9,7 +9,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { randomBytes } from "node:crypto";
 import { customSecretInput } from "../crypto/canonical.js";
 import { centerPublicKey, type CenterKeyPair } from "../crypto/registration.js";
-import { x25519 } from "@noble/curves/ed25519.js";
+import { ed25519, x25519 } from "@noble/curves/ed25519.js";
 import type { KeyKind, KeyRecord, Ledger } from "../ledger/ledger.js";
 
 /** Custom_Secret cache bound: derivation is one HMAC, the cache only saves it on hot customers. */
@@ -27,9 +27,11 @@ export class KeyRing {
     let all = await this.ledger.listKeys();
     const now = Date.now();
     const missing: KeyRecord[] = [];
-    for (const kind of ["certificate", "custom", "center-x25519"] as const) {
+    // checkpoint-ed25519 signs the journal's checkpoints (src/ledger/chain.ts): a
+    // family of its own, so publishing checkpoints never involves a scrip key.
+    for (const kind of ["certificate", "custom", "center-x25519", "checkpoint-ed25519"] as const) {
       if (!all.some((k) => k.kind === kind)) {
-        const key = kind === "center-x25519" ? x25519.utils.randomSecretKey() : new Uint8Array(randomBytes(32));
+        const key = kind === "center-x25519" ? x25519.utils.randomSecretKey() : kind === "checkpoint-ed25519" ? ed25519.utils.randomSecretKey() : new Uint8Array(randomBytes(32));
         missing.push({ kind, secretId: 1, key, createdAt: now });
       }
     }
@@ -78,7 +80,7 @@ export class KeyRing {
     for (;;) {
       this.install(await this.ledger.listKeys());
       const next = this.current(kind).secretId + 1;
-      const key = kind === "center-x25519" ? x25519.utils.randomSecretKey() : new Uint8Array(randomBytes(32));
+      const key = kind === "center-x25519" ? x25519.utils.randomSecretKey() : kind === "checkpoint-ed25519" ? ed25519.utils.randomSecretKey() : new Uint8Array(randomBytes(32));
       if (await this.ledger.addKey({ kind, secretId: next, key, createdAt: Date.now() })) {
         this.install(await this.ledger.listKeys());
         return next;

@@ -15,6 +15,7 @@ import { PaymentCenter, type CenterConfig } from "./center.js";
 import { openExistingLedger } from "./init.js";
 import { walletPages } from "./web.js";
 import type { SyncOptions } from "./restore.js";
+import { SealingLoop, type SealingOptions } from "./sealing.js";
 import { centerAdminService, paymentCenterService } from "./service.js";
 
 export interface CenterServerOptions extends CenterConfig {
@@ -33,6 +34,11 @@ export interface CenterServerOptions extends CenterConfig {
    * missing or empty ledger (see init.ts); `scripwire center init` creates it.
    */
   createLedger?: boolean;
+  /**
+   * The journal's sealing loop (sealing.ts): on by default; `false` turns it
+   * off (events then wait, committed, for a center that seals).
+   */
+  sealing?: SealingOptions | false;
   /**
    * Serve the payment and issuance calls on the stack's unary fast path
    * (src/server/fast-unary.ts): same answers, about half the CPU per call.
@@ -59,6 +65,7 @@ export const CENTER_FAST_METHODS = ["initIssue", "issue", "confirmIssue", "initP
 export interface RunningCenter {
   center: PaymentCenter;
   ledger: Ledger;
+  sealing: SealingLoop | undefined;
   port: number;
   url: string;
   close(graceMs?: number): Promise<void>;
@@ -72,6 +79,8 @@ export async function startCenterServer(opts: CenterServerOptions): Promise<Runn
   const ledger = opts.ledger ?? (opts.createLedger ? await openLedger(database) : await openExistingLedger(database));
   const center = new PaymentCenter(ledger, opts);
   await center.start();
+  const sealing = opts.sealing === false ? undefined : new SealingLoop(ledger, center.keys, { onError: () => {}, ...opts.sealing });
+  sealing?.start();
   const limiter = opts.rateLimits ? createRateLimiterCore(opts.rateLimits) : undefined;
   const service = paymentCenterService(center, { sync: opts.sync });
   const paymentImpl = limiter
@@ -98,10 +107,12 @@ export async function startCenterServer(opts: CenterServerOptions): Promise<Runn
   return {
     center,
     ledger,
+    sealing,
     port,
     url,
     async close(graceMs = 5_000) {
       await stack.close(graceMs);
+      await sealing?.stop();
       if (!opts.ledger) await ledger.close();
     },
   };

@@ -6,7 +6,8 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { randomBytes } from "node:crypto";
 import { CenterAdminService, KeyKind, type Campaign } from "../../gen/scripwire/v1/admin_pb.js";
-import { PaymentCenterService, WatchSettlementsResponseSchema } from "../../gen/scripwire/v1/center_pb.js";
+import { GetCheckpointResponseSchema, PaymentCenterService, WatchSettlementsResponseSchema } from "../../gen/scripwire/v1/center_pb.js";
+import { toCheckpointMessage } from "./sealing.js";
 import { PayoutSchema } from "../../gen/scripwire/v1/types_pb.js";
 import { UnsupportedAlgorithmError } from "../crypto/mac.js";
 import { LedgerError, type CampaignRecord } from "../ledger/ledger.js";
@@ -59,10 +60,18 @@ export function paymentCenterService(center: PaymentCenter, opts: PaymentCenterS
     confirmPayment: (req) => guard(() => center.confirmPayment(req)),
     renew: (req) => guard(() => center.renew(req)),
     redeem: (req) => guard(() => center.redeem(req)),
-    listSettlements: (req) => guard(() => center.listSettlements(req)),
+    listSettlements: (req) =>
+      guard(async () => {
+        const r = await center.listSettlements(req);
+        // The journal's latest checkpoint rides along, for the seller to keep.
+        r.checkpoint = toCheckpointMessage(await center.ledger.latestCheckpoint());
+        return r;
+      }),
+    getCheckpoint: async () => create(GetCheckpointResponseSchema, { checkpoint: toCheckpointMessage(await center.ledger.latestCheckpoint()) }),
     async *watchSettlements(req, ctx: HandlerContext) {
       await center.authenticateVendor(req.vendorId, req.afterSequence, req.timestampUnixMs, req.vendorKeyId, req.mac);
       let cursor = req.afterSequence;
+      let checkpointSize = -1n;
       while (!ctx.signal.aborted) {
         const rows = await center.ledger.listSettlements(req.vendorId, cursor, 100);
         for (const r of rows) {
@@ -70,6 +79,12 @@ export function paymentCenterService(center: PaymentCenter, opts: PaymentCenterS
           yield create(WatchSettlementsResponseSchema, { settlement: toSettlement(r) });
         }
         if (rows.length === 100) continue;
+        // Then the newest checkpoint, when it moved: the seller can keep every one.
+        const cp = req.includeCheckpoints ? await center.ledger.latestCheckpoint() : undefined;
+        if (cp && cp.size > checkpointSize) {
+          checkpointSize = cp.size;
+          yield create(WatchSettlementsResponseSchema, { checkpoint: toCheckpointMessage(cp) });
+        }
         await new Promise<void>((resolve) => {
           const done = () => {
             clearTimeout(timer);

@@ -3,7 +3,9 @@
  * audit, demo. Every command takes --help and --json.
  */
 import { ConnectError, createClient, Code } from "@connectrpc/connect";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { checkpointFromJson, checkpointSignatureValid, checkpointToJson, type Checkpoint } from "../ledger/chain.js";
+import { fromCheckpointMessage } from "../center/sealing.js";
 import { CenterAdminService, KeyKind } from "../../gen/scripwire/v1/admin_pb.js";
 import { PaymentCenterService } from "../../gen/scripwire/v1/center_pb.js";
 import { HashAlgorithm } from "../../gen/scripwire/v1/types_pb.js";
@@ -26,6 +28,7 @@ Hash-authenticated micropayments (KR 10-0284579) over Connect and gRPC.
 Commands:
   center init               create a center's ledger and keys (once, before serve)
   center serve              run a payment center (refuses a missing or empty ledger)
+  center checkpoint         fetch and save the center's signed journal checkpoint
   center admin <action>     administer a center (create-vendor, rotate-vendor-secret,
                             create-campaign, fund-campaign, list-campaigns,
                             rotate-keys, payouts, audit)
@@ -182,6 +185,27 @@ const adminActions: Record<string, Command> = {
       return EXIT.OK;
     },
   },
+  checkpoint: {
+    usage: "scripwire center checkpoint [--center url] [--out file.json]",
+    summary: "Fetch the center's latest signed journal checkpoint (GetCheckpoint, no credentials) and print or save it, for a later `scripwire audit --checkpoint`.",
+    options: [
+      { name: "center", description: "center URL", default: "http://127.0.0.1:7100" },
+      { name: "protocol", description: "connect, grpc or grpc-web", default: "connect" },
+      { name: "out", description: "write the checkpoint JSON to this file" },
+    ],
+    async run(o) {
+      const client = createClient(PaymentCenterService, createTransport(o.require("center"), { protocol: (o.get("protocol") ?? "connect") as WireProtocol }));
+      const r = await client.getCheckpoint({});
+      if (!r.checkpoint) throw Object.assign(new Error("the center has not signed a checkpoint yet (its journal is empty)"), { exitCode: EXIT.FAILURE });
+      const cp = fromCheckpointMessage(r.checkpoint);
+      if (!checkpointSignatureValid(cp)) throw Object.assign(new Error("the center's checkpoint does not verify under its own key"), { exitCode: EXIT.FAILURE, reason: "CHECKPOINT_INVALID" });
+      const json = checkpointToJson(cp);
+      const out = o.get("out");
+      if (out) writeFileSync(out, JSON.stringify(json, null, 2) + "\n");
+      print(o.json, json, `checkpoint: ${json.size} events, head ${json.head}, key generation ${json.keyId}${out ? ` (saved to ${out})` : ""}`);
+      return EXIT.OK;
+    },
+  },
   "rotate-keys": {
     usage: "scripwire center admin rotate-keys --kind certificate|custom",
     summary: "Start a new generation of the scrip-certificate key or the Custom_Secret master key.",
@@ -301,13 +325,26 @@ const sellerSettlements: Command = {
 };
 
 const audit: Command = {
-  usage: "scripwire audit [--database <file|postgres://url>]",
-  summary: "Check conservation and scrip/ledger agreement on a ledger database. Exit 5 on any violation.",
+  usage: "scripwire audit [--database <file|postgres://url>] [--checkpoint saved.json]",
+  summary:
+    "Check a ledger database with no center running: the journal's hash chain and signed checkpoints, every row against the journal, and conservation. " +
+    "With --checkpoint, also that the ledger still holds and extends a checkpoint saved earlier (scripwire center checkpoint). Exit 5 on any violation; the first problem listed is the first bad row.",
   options: [
     { name: "data-dir", description: "directory of the embedded SQLite ledger", default: "data" },
     { name: "database", description: "postgres:// URL or SQLite file (overrides --data-dir)" },
+    { name: "checkpoint", description: "a checkpoint JSON file saved earlier (scripwire center checkpoint --out)" },
+    { name: "require-sealed", description: "report events not yet sealed (right after a graceful stop, which seals everything)", boolean: true },
   ],
   async run(o) {
+    const cpFile = o.get("checkpoint");
+    let saved: Checkpoint | undefined;
+    if (cpFile) {
+      try {
+        saved = checkpointFromJson(JSON.parse(readFileSync(cpFile, "utf8")));
+      } catch (e) {
+        throw new UsageError(`cannot read the checkpoint ${cpFile}: ${(e as Error).message}`);
+      }
+    }
     const db = o.get("database") ?? `${o.require("data-dir")}/center.sqlite`;
     if (!/^postgres/.test(db)) {
       const { existsSync } = await import("node:fs");
@@ -315,8 +352,9 @@ const audit: Command = {
     }
     const ledger = await openLedger(db);
     try {
-      const r = await ledger.audit();
-      print(o.json, r, r.ok ? `audit ok: ${r.transfersChecked} transfers, ${r.accountsChecked} accounts, ${r.scripsChecked} scrips checked` : `AUDIT FAILED (${r.problems.length} problems):\n${r.problems.join("\n")}`);
+      const r = await ledger.audit({ checkpoint: saved, requireSealed: o.bool("require-sealed") });
+      const journal = `journal: ${r.eventsSealed} events sealed, ${r.eventsPending} pending, ${r.checkpointsChecked} checkpoints${saved ? `; saved checkpoint of size ${saved.size} ${r.savedCheckpointOk ? "verified and extended" : "NOT consistent"}` : ""}`;
+      print(o.json, r, r.ok ? `audit ok: ${r.transfersChecked} transfers, ${r.accountsChecked} accounts, ${r.scripsChecked} scrips checked; ${journal}` : `AUDIT FAILED (${r.problems.length} problems; the first is the first bad row):\n${r.problems.join("\n")}\n${journal}`);
       return r.ok ? EXIT.OK : EXIT.AUDIT_FAILED;
     } finally {
       await ledger.close();
@@ -393,6 +431,7 @@ async function resolve(argv: string[]): Promise<{ cmd: Command; rest: string[] }
   if (a === "center" && b === "serve") return { cmd: centerServe, rest: argv.slice(2) };
   if (a === "center" && b === "init") return { cmd: centerInit, rest: argv.slice(2) };
   if (a === "center" && b === "admin" && c === "refund") return { cmd: (await import("./wallet-restore.js")).adminRefund, rest: argv.slice(3) };
+  if (a === "center" && b === "checkpoint") return { cmd: adminActions.checkpoint!, rest: argv.slice(2) };
   if (a === "center" && b === "admin" && c && adminActions[c]) return { cmd: adminActions[c]!, rest: argv.slice(3) };
   if (a === "seller" && b === "serve") return { cmd: sellerServe, rest: argv.slice(2) };
   if (a === "seller" && b === "settlements") return { cmd: sellerSettlements, rest: argv.slice(2) };

@@ -9,10 +9,13 @@
  * is this TranID in the expected state, is there budget / value left.
  */
 
+import type { Checkpoint } from "./chain.js";
+import type { SealOptions, SealResult } from "./sealer.js";
+
 export type Engine = "sqlite" | "postgres";
 
 /** Key families kept by the center. */
-export type KeyKind = "certificate" | "custom" | "center-x25519";
+export type KeyKind = "certificate" | "custom" | "center-x25519" | "checkpoint-ed25519";
 
 export interface KeyRecord {
   kind: KeyKind;
@@ -225,6 +228,24 @@ export interface AuditReport {
   transfersChecked: number;
   accountsChecked: number;
   scripsChecked: number;
+  /** The tamper-evident journal (chain-audit.ts): events sealed, events not yet sealed, stored checkpoints checked. */
+  eventsSealed?: number;
+  eventsPending?: number;
+  checkpointsChecked?: number;
+  /** Only with AuditOptions.checkpoint: it verified and this ledger extends it. */
+  savedCheckpointOk?: boolean;
+}
+
+export interface AuditOptions {
+  /** A checkpoint saved earlier (GetCheckpoint): the ledger must still contain and extend it. */
+  checkpoint?: Checkpoint;
+  /**
+   * Report events not yet sealed as problems. Right for a center that was
+   * stopped gracefully (it seals everything and signs a last checkpoint);
+   * after a crash, events committed since the last round are legitimately
+   * pending until the next start seals them.
+   */
+  requireSealed?: boolean;
 }
 
 export interface Ledger {
@@ -262,7 +283,6 @@ export interface Ledger {
   liveScrip(customerSerial: bigint, currency: string): Promise<ScripRow | undefined>;
   listSettlements(vendorId: string, afterSequence: bigint, limit: number): Promise<SettlementRecord[]>;
   listPayouts(limit: number): Promise<PayoutRecord[]>;
-  audit(): Promise<AuditReport>;
 
   // Restore/sync and refunds (src/ledger/refunds.ts).
   /** Refund (part of) a confirmed payment: vendor -> the customer's pending credit, once per TranID. */
@@ -273,6 +293,13 @@ export interface Ledger {
   claimSyncNonce(customerSerial: bigint, nonce: Uint8Array, now: bigint, forgetBefore: bigint): Promise<boolean>;
   /** Folds pending refund credits into a freshly issued scrip. */
   foldCredits(op: FoldOp): Promise<FoldResult>;
+  audit(opts?: AuditOptions): Promise<AuditReport>;
+
+  /** Integrates committed events into the hash chain; signs a checkpoint when due (sealer.ts). */
+  seal(opts: SealOptions): Promise<SealResult>;
+  latestCheckpoint(): Promise<Checkpoint | undefined>;
+  chainHead(): Promise<{ size: bigint; head: Uint8Array }>;
+  chainEvents(afterSize: bigint, limit: number): Promise<{ chainSeq: bigint; eventId: bigint; fact: Uint8Array }[]>;
 }
 
 export type RefundRefusal =

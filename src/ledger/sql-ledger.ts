@@ -7,6 +7,7 @@
  */
 import { checkedAdd, checkedSub, MoneyError } from "../money.js";
 import type {
+  AuditOptions,
   AuditReport,
   CampaignRecord,
   CancelOp,
@@ -35,6 +36,10 @@ import { LedgerError } from "./ledger.js";
 import { schemaStatements, SCHEMA_VERSION } from "./schema.js";
 import * as refunds from "./refunds.js";
 import type { CustomerState, FoldOp, FoldResult, RefundOp, RefundResult } from "./ledger.js";
+import { chainSchemaStatements } from "./chain-schema.js";
+import { auditChain } from "./chain-audit.js";
+import type { Checkpoint } from "./chain.js";
+import { chainHead, latestCheckpoint, sealPending, type SealOptions, type SealResult } from "./sealer.js";
 import { blob, RetryableConflict, Rollback, type Row, type SqlEngine, type SqlTx } from "./sql.js";
 
 const I64_MAX = (1n << 63n) - 1n;
@@ -197,7 +202,7 @@ export class SqlLedger implements Ledger {
       // it fails with a unique violation on pg_type). The lock is released at
       // COMMIT. SQLite needs none: its write transactions are already exclusive.
       if (this.engine === "postgres") await q.get(`SELECT pg_advisory_xact_lock(?)`, [PG_LOCK_MIGRATE]);
-      for (const s of schemaStatements(this.engine)) await q.run(s);
+      for (const s of [...schemaStatements(this.engine), ...chainSchemaStatements(this.engine)]) await q.run(s);
       await q.run(`INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING`, [String(SCHEMA_VERSION)]);
     });
   }
@@ -755,9 +760,36 @@ export class SqlLedger implements Ledger {
    * the accounts, the live scrips and the campaign counters. Runs in one
    * read transaction so it sees a consistent snapshot of a live database.
    */
-  audit(): Promise<AuditReport> {
+  /** Seals committed events into the chain (sealer.ts): its own transaction, never a payment's. */
+  seal(opts: SealOptions): Promise<SealResult> {
+    return this.db.tx((q) => sealPending(q, this.engine, opts));
+  }
+
+  latestCheckpoint(): Promise<Checkpoint | undefined> {
+    return this.db.read((q) => latestCheckpoint(q));
+  }
+
+  chainHead(): Promise<{ size: bigint; head: Uint8Array }> {
+    return this.db.read((q) => chainHead(q));
+  }
+
+  /** Sealed events after chain position `afterSize`, in chain order: what a consistency check between two checkpoints needs. */
+  chainEvents(afterSize: bigint, limit: number): Promise<{ chainSeq: bigint; eventId: bigint; fact: Uint8Array }[]> {
+    return this.db.read(async (q) =>
+      (await q.all(`SELECT chain_seq, event_id, fact FROM events WHERE chain_seq > ? ORDER BY chain_seq LIMIT ?`, [afterSize, limit])).map((r) => ({
+        chainSeq: big(r.chain_seq),
+        eventId: big(r.event_id),
+        fact: u8(r.fact),
+      })),
+    );
+  }
+
+  audit(opts: AuditOptions = {}): Promise<AuditReport> {
     return this.db.read(async (q) => {
       const problems: string[] = [];
+      // The journal first: its first problem is the first bad row.
+      const chain = await auditChain(q, { saved: opts.checkpoint, requireSealed: opts.requireSealed });
+      problems.push(...chain.problems);
       const transfers = await q.get(`SELECT COUNT(*) AS n FROM transfers`);
       const bad = await q.all(`SELECT transfer_id FROM transfers WHERE amount <= 0 OR debit_account = credit_account LIMIT 10`);
       for (const b of bad) problems.push(`transfer ${b.transfer_id} is not a valid double entry`);
@@ -822,6 +854,10 @@ export class SqlLedger implements Ledger {
         transfersChecked: Number(transfers?.n ?? 0),
         accountsChecked: accounts.length,
         scripsChecked: Number(scrips?.n ?? 0),
+        eventsSealed: chain.eventsSealed,
+        eventsPending: chain.eventsPending,
+        checkpointsChecked: chain.checkpointsChecked,
+        savedCheckpointOk: chain.savedCheckpointOk,
       };
     });
   }

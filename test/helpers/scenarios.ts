@@ -14,6 +14,8 @@ import { PaymentCenterService } from "../../gen/scripwire/v1/center_pb.js";
 import { computeMessageHash, computeOfferMac, computeSettlementsMac } from "../../src/crypto/scrip-auth.js";
 import { HashAlgorithm } from "../../gen/scripwire/v1/types_pb.js";
 import { errorReason } from "../../src/protocol/errors.js";
+import { checkpointSignatureValid } from "../../src/ledger/chain.js";
+import { fromCheckpointMessage } from "../../src/center/sealing.js";
 import type { Ledger } from "../../src/ledger/ledger.js";
 import type { PaymentCenter } from "../../src/center/center.js";
 import type { Transport } from "@connectrpc/connect";
@@ -503,6 +505,26 @@ export function registerScenarios(test: TestFn, makeWorld: MakeWorld, label: str
     await it.return?.();
     const list = await client.listSettlements({ vendorId: w.vendorId, afterSequence: 0n, timestampUnixMs: ts, vendorKeyId: 1, mac });
     t.is(list.settlements.length, 2);
+    // The journal checkpoint rides along: it verifies, and a later one extends it.
+    // Seal now (in-process worlds run no sealing loop) so a checkpoint covers both settlements.
+    const k = w.center.keys.current("checkpoint-ed25519");
+    await w.ledger.seal({ now: Date.now, signer: { keyId: k.secretId, secretKey: k.key, everyMs: 0, force: true } });
+    const cp = (await client.getCheckpoint({})).checkpoint;
+    if (!cp) t.fail("no checkpoint from the center");
+    else t.true(checkpointSignatureValid(fromCheckpointMessage(cp)), "the checkpoint's Ed25519 signature verifies");
+    const ac2 = new AbortController();
+    const withCps = client.watchSettlements({ vendorId: w.vendorId, afterSequence: 0n, timestampUnixMs: ts, vendorKeyId: 1, mac, includeCheckpoints: true }, { signal: ac2.signal });
+    const seen = { settlements: 0, checkpoints: 0 };
+    for await (const m of withCps) {
+      if (m.settlement) seen.settlements++;
+      if (m.checkpoint) {
+        seen.checkpoints++;
+        t.true(checkpointSignatureValid(fromCheckpointMessage(m.checkpoint)));
+        break;
+      }
+    }
+    ac2.abort();
+    t.deepEqual(seen, { settlements: 2, checkpoints: 1 }, "settlements first, then the checkpoint that covers them");
     t.true(list.nextSequence > 0n);
     const badMac = computeSettlementsMac(HashAlgorithm.HMAC_SHA256, new Uint8Array(32), w.vendorId, 0n, ts);
     await rpcError(t, client.listSettlements({ vendorId: w.vendorId, afterSequence: 0n, timestampUnixMs: ts, vendorKeyId: 1, mac: badMac }), Code.Unauthenticated, "BAD_VENDOR_MAC");
