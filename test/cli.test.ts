@@ -5,7 +5,7 @@
 import test from "ava";
 import Database from "better-sqlite3";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -69,7 +69,10 @@ test("usage errors exit 2 and say what is wrong", (t) => {
 
 test("center serve refuses a missing or empty ledger; center init creates it once", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "scripwire-cli-init-"));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  t.teardown(() => {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(`${dir}.kek`, { force: true }); // the KEK is kept beside the data directory
+  });
   const serve = () => run(["center", "serve", "--port", "0", "--data-dir", dir], { SCRIPWIRE_ADMIN_TOKEN: TOKEN });
   const missing = serve();
   t.is(missing.code, 1);
@@ -84,6 +87,7 @@ test("center serve refuses a missing or empty ledger; center init creates it onc
   const empty = new Database(join(dir, "center.sqlite"));
   empty.exec("CREATE TABLE keys (kind TEXT, secret_id INTEGER, key BLOB, created_at INTEGER)");
   empty.close();
+  chmodSync(join(dir, "center.sqlite"), 0o600); // else it is refused first for being readable by others
   const noKeys = serve();
   t.is(noKeys.code, 1);
   t.regex(noKeys.err, /holds no center keys/);
@@ -98,7 +102,10 @@ test("center serve refuses a missing or empty ledger; center init creates it onc
 
 test("center serve, admin commands, and audit on a live and on a corrupted ledger", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "scripwire-cli-"));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  t.teardown(() => {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(`${dir}.kek`, { force: true }); // the KEK is kept beside the data directory
+  });
   const center = await serveCenter(dir);
   try {
     const admin = (args: string[]) => run(["center", "admin", ...args, "--center", center.url, "--json"], { SCRIPWIRE_ADMIN_TOKEN: TOKEN });

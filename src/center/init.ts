@@ -13,6 +13,7 @@
  * first start of an initialised ledger: that is an upgrade, not a new ledger.
  */
 import { existsSync, statSync } from "node:fs";
+import { KekError } from "../crypto/kek.js";
 import type { Ledger } from "../ledger/ledger.js";
 import { openLedger } from "../ledger/open.js";
 import { KeyRing } from "./keyring.js";
@@ -53,7 +54,9 @@ export function describeDatabase(database: string): string {
 export async function ledgerInitialised(ledger: Ledger): Promise<boolean> {
   try {
     return (await ledger.listKeys()).length > 0;
-  } catch {
+  } catch (e) {
+    // Keys wrapped by a KEK not given yet (src/crypto/kek.ts): they are there.
+    if (e instanceof KekError) return true;
     // No keys table: an empty file or an empty database.
     return false;
   }

@@ -2,7 +2,9 @@
  * Assembles a running payment center: ledger engine chosen by URL, protocol
  * logic, Connect services, and the one-port server stack.
  */
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { KekError, KeyEncryptionKeys } from "../crypto/kek.js";
 import { CenterAdminService } from "../../gen/scripwire/v1/admin_pb.js";
 import { PaymentCenterService } from "../../gen/scripwire/v1/center_pb.js";
 import type { Ledger } from "../ledger/ledger.js";
@@ -12,10 +14,11 @@ import { AdminGuard } from "../server/admin-guard.js";
 import { createLogger } from "../server/log.js";
 import { createServerStack, type ServerStack } from "../server/stack.js";
 import { PaymentCenter, type CenterConfig } from "./center.js";
-import { openExistingLedger } from "./init.js";
 import { walletPages } from "./web.js";
 import type { SyncOptions } from "./restore.js";
 import { SealingLoop, type SealingOptions } from "./sealing.js";
+import { isPostgresUrl, openExistingLedger } from "./init.js";
+import { assertPrivateLedgerFiles, defaultKekFile, loadKek, type KekSource } from "./kek-store.js";
 import { centerAdminService, paymentCenterService } from "./service.js";
 
 export interface CenterServerOptions extends CenterConfig {
@@ -57,6 +60,13 @@ export interface CenterServerOptions extends CenterConfig {
   corsOrigins?: readonly string[];
   /** Restore/sync limits per customer and per address (src/center/restore.ts); on by default. */
   sync?: SyncOptions;
+  /**
+   * Key-encryption key for the keys kept in the ledger (src/crypto/kek.ts):
+   * a file or environment variable (src/center/kek-store.ts), an already
+   * loaded set, or `false` for none. Default: the file `<dataDir>.kek` for a
+   * ledger opened here; none for an already-open `ledger`.
+   */
+  kek?: KekSource | KeyEncryptionKeys | false;
 }
 
 /** The PaymentCenterService methods every payment and issuance makes (M3, M4, M6, S3, S4, S6). */
@@ -68,7 +78,38 @@ export interface RunningCenter {
   sealing: SealingLoop | undefined;
   port: number;
   url: string;
+  /** Set when this start generated the KEK file: its path, for the start-up message. */
+  kekCreated?: string;
   close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * The KEK for this start (src/center/kek-store.ts), or undefined for an
+ * already-open `ledger` without `kek` (tests that bring their own ledger keep
+ * its keys as they are).
+ *
+ * A missing KEK file is generated when the ledger is being created, or when
+ * it is a ledger from before key wrapping (its keys still in the clear: the
+ * first start wraps them). A ledger whose keys ARE wrapped never gets a new
+ * KEK: that would lock its keys away for good, so the start is refused with
+ * the fix.
+ */
+async function keyEncryptionKeys(opts: CenterServerOptions, ledger: Ledger): Promise<{ keys: KeyEncryptionKeys; created?: string } | undefined> {
+  if (opts.kek === false) return undefined;
+  if (opts.kek instanceof KeyEncryptionKeys) return { keys: opts.kek };
+  if (opts.kek === undefined && opts.ledger) return undefined;
+  const src: KekSource = opts.kek ?? { file: defaultKekFile(opts.dataDir ?? (opts.database && !isPostgresUrl(opts.database) ? dirname(opts.database) : "data")) };
+  let create = opts.createLedger === true;
+  if (!create && src.file && !src.env && !existsSync(src.file)) {
+    try {
+      await ledger.listKeys();
+      create = true; // readable without a KEK: nothing is wrapped yet
+    } catch (e) {
+      if (!(e instanceof KekError)) throw e;
+    }
+  }
+  const loaded = loadKek(src, { create });
+  return { keys: loaded.keks, created: loaded.created };
 }
 
 export async function startCenterServer(opts: CenterServerOptions): Promise<RunningCenter> {
@@ -76,7 +117,24 @@ export async function startCenterServer(opts: CenterServerOptions): Promise<Runn
   const logger = createLogger();
   const adminGuard = new AdminGuard({ token: opts.adminToken, logger });
   const database = opts.database ?? join(opts.dataDir ?? "data", "center.sqlite");
+  const sqlitePath = opts.ledger === undefined && !isPostgresUrl(database) ? database : undefined;
+  // A ledger others can read is refused before it is opened (the fix is in the message).
+  if (sqlitePath) assertPrivateLedgerFiles(sqlitePath);
   const ledger = opts.ledger ?? (opts.createLedger ? await openLedger(database) : await openExistingLedger(database));
+  let kekCreated: string | undefined;
+  try {
+    const kek = await keyEncryptionKeys(opts, ledger);
+    if (kek) {
+      await ledger.migrate();
+      const r = await ledger.protectKeys(kek.keys);
+      kekCreated = kek.created;
+      if (kek.created) logger.info("generated a key-encryption key for the ledger's keys; keep it apart from database backups, every replica needs it", { kek_file: kek.created, kek: r.current });
+      if (r.wrapped > 0 || r.rewrapped > 0) logger.info("ledger keys wrapped", { wrapped: r.wrapped, rewrapped: r.rewrapped, kek: r.current });
+    }
+  } catch (e) {
+    if (!opts.ledger) await ledger.close();
+    throw e;
+  }
   const center = new PaymentCenter(ledger, opts);
   await center.start();
   const sealing = opts.sealing === false ? undefined : new SealingLoop(ledger, center.keys, { onError: () => {}, ...opts.sealing });
@@ -110,6 +168,7 @@ export async function startCenterServer(opts: CenterServerOptions): Promise<Runn
     sealing,
     port,
     url,
+    kekCreated,
     async close(graceMs = 5_000) {
       await stack.close(graceMs);
       await sealing?.stop();

@@ -34,7 +34,8 @@ export const demoCommand: Command = {
     process.env.SCRIPWIRE_LOG ??= "error";
     const keep = o.get("data-dir") !== undefined;
     const dir = o.get("data-dir") ?? mkdtempSync(join(tmpdir(), "scripwire-demo-"));
-    mkdirSync(dir, { recursive: true });
+    // Private: the ledger's files must not be readable by others (the center refuses them).
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     const protocol = (o.get("protocol") ?? "connect") as WireProtocol;
     const seen: string[] = [];
     const say = (kind: string, text: string, extra: Record<string, unknown> = {}) => {
@@ -42,7 +43,7 @@ export const demoCommand: Command = {
       else process.stdout.write(kind === "title" ? `\n== ${text}\n` : kind === "msg" ? `   ${text}\n` : `${text}\n`);
     };
 
-    const servers = await startDemoServers(dir, 1000n);
+    const servers = await startDemoServers(dir, 1000n, keep);
     const { center, seller, admin } = servers;
     let wallet: Wallet | undefined;
     try {
@@ -113,8 +114,8 @@ export const demoCommand: Command = {
 async function webDemo(dataDir: string | undefined): Promise<number> {
   process.env.SCRIPWIRE_LOG ??= "error";
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), "scripwire-demo-web-"));
-  mkdirSync(dir, { recursive: true });
-  const { center, seller, close } = await startDemoServers(dir, 100n);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const { center, seller, close } = await startDemoServers(dir, 100n, dataDir !== undefined);
   try {
     process.stdout.write(
       `Scripwire web demo\n` +
@@ -139,7 +140,7 @@ async function webDemo(dataDir: string | undefined): Promise<number> {
  * A center (new SQLite ledger in `dir`) and the sample mall: vendor, funded
  * campaign, seller with its web pages pointing at the center.
  */
-async function startDemoServers(dir: string, redeemThreshold: bigint) {
+async function startDemoServers(dir: string, redeemThreshold: bigint, keep: boolean) {
   const adminToken = randomBytes(24).toString("hex");
   const center = await startCenterServer({
     identity: { dnsName: "localhost", serverName: "Scripwire demo center", port: 0 },
@@ -149,6 +150,9 @@ async function startDemoServers(dir: string, redeemThreshold: bigint) {
     adminToken,
     // The demo's ledger is new by design: created here rather than by `center init`.
     createLedger: true,
+    // A throwaway demo keeps its KEK in its temporary directory, removed with it;
+    // with --data-dir the default (<data-dir>.kek, beside it) applies.
+    kek: keep ? undefined : { file: join(dir, "center.kek") },
   });
   try {
     const admin = createClient(CenterAdminService, createTransport(center.url, { headers: { authorization: `Bearer ${adminToken}` } }));

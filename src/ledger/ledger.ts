@@ -11,6 +11,7 @@
 
 import type { Checkpoint } from "./chain.js";
 import type { SealOptions, SealResult } from "./sealer.js";
+import type { KeyEncryptionKeys } from "../crypto/kek.js";
 
 export type Engine = "sqlite" | "postgres";
 
@@ -222,6 +223,15 @@ export interface PayoutRecord {
   createdAt: bigint;
 }
 
+export interface KeyProtectionReport {
+  /** Keys that were stored in the clear and are now wrapped. */
+  wrapped: number;
+  /** Keys that were wrapped by an older KEK and now are by the current one. */
+  rewrapped: number;
+  /** Fingerprint of the KEK every key is now wrapped by. */
+  current: string;
+}
+
 export interface AuditReport {
   ok: boolean;
   problems: string[];
@@ -253,6 +263,14 @@ export interface Ledger {
   migrate(): Promise<void>;
   close(): Promise<void>;
 
+  /**
+   * From now on, keys are wrapped with `kek` on the way in and unwrapped on
+   * the way out (src/crypto/kek.ts). Also, in one transaction, wraps every
+   * key still stored in the clear (a ledger from before key wrapping) and
+   * re-wraps every key wrapped by an older KEK (a rotation). Idempotent;
+   * replicas may run it at once.
+   */
+  protectKeys(kek: KeyEncryptionKeys): Promise<KeyProtectionReport>;
   listKeys(): Promise<KeyRecord[]>;
   /** Inserts unless (kind, secretId) exists; returns whether it inserted. */
   addKey(k: KeyRecord): Promise<boolean>;

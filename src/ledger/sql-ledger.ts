@@ -16,6 +16,7 @@ import type {
   ExecuteOp,
   InitTransaction,
   KeyKind,
+  KeyProtectionReport,
   KeyRecord,
   Ledger,
   LedgerResult,
@@ -40,6 +41,7 @@ import { chainSchemaStatements } from "./chain-schema.js";
 import { auditChain } from "./chain-audit.js";
 import type { Checkpoint } from "./chain.js";
 import { chainHead, latestCheckpoint, sealPending, type SealOptions, type SealResult } from "./sealer.js";
+import { centerKeyLabel, isWrapped, KekError, vendorKeyLabel, wrappedBy, type KeyEncryptionKeys } from "../crypto/kek.js";
 import { blob, RetryableConflict, Rollback, type Row, type SqlEngine, type SqlTx } from "./sql.js";
 
 const I64_MAX = (1n << 63n) - 1n;
@@ -190,10 +192,54 @@ export function settle<T>(p: Promise<T>): Promise<T | LedgerResult> {
 }
 
 export class SqlLedger implements Ledger {
+  /** Set by protectKeys(): keys are wrapped in the database, plain only in memory. */
+  private kek: KeyEncryptionKeys | undefined;
+
   constructor(
     readonly engine: Engine,
     protected readonly db: SqlEngine,
   ) {}
+
+  async protectKeys(kek: KeyEncryptionKeys): Promise<KeyProtectionReport> {
+    const report = await this.db.tx(async (q) => {
+      let wrapped = 0;
+      let rewrapped = 0;
+      const seal = (label: string, stored: Uint8Array): Uint8Array | undefined => {
+        if (kek.isCurrent(stored)) return undefined;
+        if (isWrapped(stored)) {
+          rewrapped++;
+          return kek.wrap(label, kek.unwrap(label, stored));
+        }
+        wrapped++;
+        return kek.wrap(label, stored);
+      };
+      for (const r of await q.all(`SELECT kind, secret_id, key FROM keys`)) {
+        const next = seal(centerKeyLabel(r.kind as string, Number(r.secret_id)), u8(r.key));
+        if (next) await q.run(`UPDATE keys SET key = ? WHERE kind = ? AND secret_id = ?`, [blob(next), r.kind, r.secret_id]);
+      }
+      for (const r of await q.all(`SELECT vendor_id, key_id, secret FROM vendor_keys`)) {
+        const next = seal(vendorKeyLabel(r.vendor_id as string, Number(r.key_id)), u8(r.secret));
+        if (next) await q.run(`UPDATE vendor_keys SET secret = ? WHERE vendor_id = ? AND key_id = ?`, [blob(next), r.vendor_id, r.key_id]);
+      }
+      return { wrapped, rewrapped, current: kek.currentFingerprint };
+    });
+    this.kek = kek;
+    return report;
+  }
+
+  /** Stored form of a key: wrapped when a KEK is configured. */
+  private sealKey(label: string, key: Uint8Array): Buffer {
+    return blob(this.kek ? this.kek.wrap(label, key) : key);
+  }
+
+  /** Plain key from its stored form. A key stored in the clear (before protectKeys ran) is returned as is. */
+  private openKey(label: string, stored: Uint8Array): Uint8Array {
+    if (!isWrapped(stored)) return stored;
+    if (!this.kek) {
+      throw new KekError("KEK_REQUIRED", `the ledger's keys are wrapped by key-encryption key ${wrappedBy(stored)}; open it with that KEK (--kek-file or --kek-env)`);
+    }
+    return this.kek.unwrap(label, stored);
+  }
 
   async migrate(): Promise<void> {
     await this.db.tx(async (q) => {
@@ -216,7 +262,7 @@ export class SqlLedger implements Ledger {
       (await q.all(`SELECT kind, secret_id, key, created_at FROM keys ORDER BY kind, secret_id`)).map((r) => ({
         kind: r.kind as KeyKind,
         secretId: Number(r.secret_id),
-        key: u8(r.key),
+        key: this.openKey(centerKeyLabel(r.kind as string, Number(r.secret_id)), u8(r.key)),
         createdAt: Number(r.created_at),
       })),
     );
@@ -228,7 +274,7 @@ export class SqlLedger implements Ledger {
         (await q.run(`INSERT INTO keys (kind, secret_id, key, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (kind, secret_id) DO NOTHING`, [
           k.kind,
           k.secretId,
-          blob(k.key),
+          this.sealKey(centerKeyLabel(k.kind, k.secretId), k.key),
           k.createdAt,
         ])) === 1,
     );
@@ -241,7 +287,7 @@ export class SqlLedger implements Ledger {
         [v.vendorId, v.dnsName, v.ipAddr, v.serverName, v.port],
       );
       if (n !== 1) return false;
-      await q.run(`INSERT INTO vendor_keys (vendor_id, key_id, secret) VALUES (?, ?, ?)`, [key.vendorId, key.keyId, blob(key.secret)]);
+      await q.run(`INSERT INTO vendor_keys (vendor_id, key_id, secret) VALUES (?, ?, ?)`, [key.vendorId, key.keyId, this.sealKey(vendorKeyLabel(key.vendorId, key.keyId), key.secret)]);
       return true;
     });
   }
@@ -252,7 +298,7 @@ export class SqlLedger implements Ledger {
         (await q.run(`INSERT INTO vendor_keys (vendor_id, key_id, secret) VALUES (?, ?, ?) ON CONFLICT (vendor_id, key_id) DO NOTHING`, [
           k.vendorId,
           k.keyId,
-          blob(k.secret),
+          this.sealKey(vendorKeyLabel(k.vendorId, k.keyId), k.secret),
         ])) === 1,
     );
   }
@@ -270,7 +316,7 @@ export class SqlLedger implements Ledger {
           serverName: v.server_name as string,
           port: Number(v.port),
         },
-        keys: keys.map((k) => ({ vendorId, keyId: Number(k.key_id), secret: u8(k.secret) })),
+        keys: keys.map((k) => ({ vendorId, keyId: Number(k.key_id), secret: this.openKey(vendorKeyLabel(vendorId, Number(k.key_id)), u8(k.secret)) })),
       };
     });
   }

@@ -7,8 +7,7 @@
  * moved value can leave before it is durable.
  */
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { preparePrivateDatabaseFile } from "./private-file.js";
 import { SqlLedger } from "./sql-ledger.js";
 import { RetryableConflict, type SqlEngine, type SqlTx } from "./sql.js";
 
@@ -102,7 +101,7 @@ export class SqliteEngine implements SqlEngine {
   private readonly readerTx: Control;
 
   constructor(opts: SqliteOptions) {
-    if (opts.path !== ":memory:") mkdirSync(dirname(opts.path), { recursive: true });
+    preparePrivateDatabaseFile(opts.path);
     this.writer = open(opts.path, false);
     // A second connection for reads: it sees only committed data, never the
     // half-built group transaction on the writer.

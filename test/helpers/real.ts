@@ -5,6 +5,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { KeyEncryptionKeys } from "../../src/crypto/kek.js";
 import { startCenterServer } from "../../src/center/server.js";
 import { createTransport, type WireProtocol } from "../../src/client/transport.js";
 import { openSqliteLedger } from "../../src/ledger/sqlite.js";
@@ -13,10 +14,10 @@ import { centerConfig, seedLedger, type WorldOptions } from "./inproc.js";
 
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
 
-export async function realWorld(opts: WorldOptions & { protocol?: WireProtocol } = {}) {
+export async function realWorld(opts: WorldOptions & { protocol?: WireProtocol; kek?: KeyEncryptionKeys } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "scripwire-real-"));
   const ledger = openSqliteLedger(join(dir, "center.sqlite"));
-  const center = await startCenterServer({ ...centerConfig(opts), ledger, adminToken: ADMIN_TOKEN });
+  const center = await startCenterServer({ ...centerConfig(opts), ledger, adminToken: ADMIN_TOKEN, kek: opts.kek });
   const seed = await seedLedger(ledger, opts.budget ?? 10_000n);
   const seller = await startSellerServer({ config: seed.sellerConfig });
   const protocol = opts.protocol ?? "connect";

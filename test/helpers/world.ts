@@ -89,6 +89,8 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
       clock: opts.clock,
       dataDir: dir,
       createLedger: true,
+      // Inside the temporary directory so it goes with it (a real center keeps it beside the data directory).
+      kek: { file: join(dir, "center.kek") },
       host: "127.0.0.1",
       port: 0,
       adminToken,
