@@ -403,3 +403,28 @@ test("sync is rate-limited per customer and per address; failed attempts count t
   const other = await perAddress.sync(request(), "203.0.113.9");
   t.is(other.scrips.length, 1, "another address still gets through");
 });
+
+test("the sealed history agrees after refunds and folds (graceful stop seals everything)", async (t) => {
+  const { openLedger } = await import("../src/ledger/open.js");
+  const w2 = await startWorld();
+  t.teardown(() => w2.close());
+  const wallet = await openWallet(t);
+  await wallet.register(w2.centerUrl);
+  await wallet.earn(w2.sellerUrl, w2.quiz.itemId, w2.quiz.answer);
+  const p = await wallet.buy(w2.sellerUrl, w2.catalog.article.requestUrl, "VIEW");
+  await sendRefund(createClient(PaymentCenterService, createTransport(w2.centerUrl)), { vendorId: w2.vendorId, vendorSecret: w2.vendorSecret, vendorKeyId: 1, tranId: p.tranId, amount: 0n });
+  const s = await wallet.sync();
+  t.is(s.value, 50n, "the whole price came back");
+  await wallet.close();
+  await w2.center.close(500);
+  const ledger = await openLedger(join(w2.dir, "center.sqlite"));
+  try {
+    const a = await ledger.audit({ requireSealed: true });
+    t.deepEqual(a.problems, []);
+    t.true(a.ok);
+    t.true((a.eventsSealed ?? 0) > 0, "the refund and the fold are in the sealed chain");
+    t.is(a.eventsPending ?? 0, 0);
+  } finally {
+    await ledger.close();
+  }
+});
