@@ -428,3 +428,24 @@ test("the sealed history agrees after refunds and folds (graceful stop seals eve
     await ledger.close();
   }
 });
+
+test("restore while an earning was in flight confirms it exactly once", async (t) => {
+  const store = new MemoryWalletStore();
+  const dying = await Wallet.open({ store, onStep: (s) => { if (s === "after-M5-received") throw new SimulatedCrash(s); } });
+  await dying.register(world.centerUrl);
+  const code = dying.recoveryCode();
+  await t.throwsAsync(dying.earn(world.sellerUrl, world.quiz.itemId, world.quiz.answer), { instanceOf: SimulatedCrash });
+  const tranId = dying.pending!.id;
+  await dying.close();
+  const fresh = await openWallet(t);
+  const r = await fresh.restore(world.centerUrl, code);
+  t.deepEqual(r.finished.map((f) => [f.tranId, f.kind, f.amount]), [[tranId, "earn", 50n]]);
+  t.is(fresh.balance().value, 50n);
+  t.is((await world.center.ledger.getTransaction(world.vendorId, tranId))!.state, "confirmed");
+  // The old device's journal finishes against the stored M7: nothing is issued twice.
+  const old = await openWallet(t, store);
+  t.is(old.recovery?.outcome, "completed");
+  t.is(old.balance().value, 50n);
+  await agrees(t, fresh);
+  await auditOk(t);
+});
