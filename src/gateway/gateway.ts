@@ -18,7 +18,10 @@ import { createConnection } from "node:net";
 import http from "node:http";
 import https from "node:https";
 import type { OutgoingHttpHeaders } from "node:http";
-import { SellerService } from "../../gen/scripwire/v1/seller_pb.js";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { RequestServiceRequestSchema, SellerService } from "../../gen/scripwire/v1/seller_pb.js";
+import { CmdType, DeliveryMethod, IdTypeSchema, OfferSchema } from "../../gen/scripwire/v1/types_pb.js";
+import { header as protocolHeader } from "../protocol/header.js";
 import { addressKey, createRateLimiterCore, rateLimitService, remoteAddressContextValues, TokenBuckets } from "../server/limits.js";
 import { createServerStack, type ServerStack, type ServerTlsOptions } from "../server/stack.js";
 import type { Logger } from "../server/log.js";
@@ -29,7 +32,7 @@ import { isRefusal, normalizeHost, normalizeTarget } from "./path.js";
 import { paywallPage } from "./paywall.js";
 import { paywallScript } from "./paywall-script.js";
 import { endToEndHeaders, proxy, sendError, type IncomingRequest, type OutgoingResponse } from "./proxy.js";
-import { itemUrl, matchRoute } from "./routes.js";
+import { itemUrl, matchRoute, parseItemUrl } from "./routes.js";
 import { DELIVER_BYTES_MAX, GatewaySeller, gatewaySellerService, UpstreamError } from "./seller.js";
 import { methodName, verifyCredential, type CredentialRefusal } from "./verify.js";
 
@@ -290,22 +293,10 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   };
 
   const session = (req: Req, res: Res, authority: string) => {
-    const origin = header1(req, "origin");
-    if (origin && origin !== `${scheme}://${authority}` && !config.corsOrigins.includes(origin)) {
-      sendError(res, 403, "FOREIGN_ORIGIN", "receipts are exchanged for cookies from this site's own pages only");
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let n = 0;
-    let over = false;
-    req.on("data", (c: Buffer) => {
-      n += c.length;
-      if (n > SESSION_BODY_BYTES_MAX) over = true;
-      else chunks.push(c);
-    });
-    req.on("end", () => {
-      if (over) return sendError(res, 413, "BODY_TOO_LARGE", `the body must be a receipt token of at most ${SESSION_BODY_BYTES_MAX} bytes`);
-      let token = Buffer.concat(chunks).toString("utf8").trim();
+    if (!sameSite(req, res, authority)) return;
+    smallBody(req, (text) => {
+      if (text === undefined) return sendError(res, 413, "BODY_TOO_LARGE", `the body must be a receipt token of at most ${SESSION_BODY_BYTES_MAX} bytes`);
+      let token = text.trim();
       if (token.startsWith("{")) {
         try {
           token = String(JSON.parse(token).receipt ?? "");
@@ -315,11 +306,9 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       }
       const v = verifyCredential(config, token, undefined, clock());
       if (!v.ok) return sendError(res, 400, v.reason, REASON_MESSAGES[v.reason]);
-      const route = matchRoute(config.routes, ...(() => {
-        const u = new URL(v.receipt.requestUrl);
-        const n = normalizeTarget(u.pathname);
-        return [normalizeHost(u.host)!.host, isRefusal(n) ? "" : n.key] as const;
-      })())!.route;
+      // verifyCredential found the receipt's route, so its item URL parses and matches.
+      const item = parseItemUrl(v.receipt.requestUrl)!;
+      const route = matchRoute(config.routes, item.host, item.key)!.route;
       const maxAge = Math.max(1, v.expiresAtUnix - Math.floor(clock() / 1000));
       metrics.sessions.inc({ route: route.id });
       const body = JSON.stringify({ route: route.id, expiresAtUnix: v.expiresAtUnix, path: cookiePath(route) }) + "\n";
@@ -330,7 +319,63 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       });
       res.end(body);
     });
-    req.on("error", () => res.destroy());
+  };
+
+  /** Reads a small request body (the browser endpoints); undefined when it is too large. */
+  const smallBody = (req: Req, done: (body: string | undefined) => void) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    req.on("data", (c: Buffer) => {
+      n += c.length;
+      if (n <= SESSION_BODY_BYTES_MAX) chunks.push(c);
+    });
+    req.on("end", () => done(n > SESSION_BODY_BYTES_MAX ? undefined : Buffer.concat(chunks).toString("utf8")));
+    req.on("error", () => req.destroy());
+  };
+
+  const sameSite = (req: Req, res: Res, authority: string): boolean => {
+    const origin = header1(req, "origin");
+    if (origin && origin !== `${scheme}://${authority}` && !config.corsOrigins.includes(origin)) {
+      sendError(res, 403, "FOREIGN_ORIGIN", "this endpoint serves this site's own pages only");
+      return false;
+    }
+    return true;
+  };
+
+  /** S1 -> S2 for the paywall page: the pOder for the buyer the wallet popup named, as base64 protobuf. */
+  const order = (req: Req, res: Res, authority: string) => {
+    if (!sameSite(req, res, authority)) return;
+    smallBody(req, (text) => {
+      if (text === undefined) return sendError(res, 413, "BODY_TOO_LARGE", `at most ${SESSION_BODY_BYTES_MAX} bytes`);
+      let body: { item?: unknown; method?: unknown; customId?: { secretId?: unknown; serialNumber?: unknown } };
+      try {
+        body = JSON.parse(text);
+      } catch {
+        return sendError(res, 400, "BAD_JSON", 'expected {"item", "method", "customId": {"secretId", "serialNumber"}}');
+      }
+      const id = body.customId;
+      const method = body.method === "SAVE" ? DeliveryMethod.SAVE : body.method === "VIEW" ? DeliveryMethod.VIEW : undefined;
+      if (typeof body.item !== "string" || method === undefined || !id || !Number.isInteger(id.secretId) || !/^[0-9]{1,20}$/.test(String(id.serialNumber))) {
+        return sendError(res, 400, "BAD_ORDER_REQUEST", 'expected {"item": string, "method": "VIEW"|"SAVE", "customId": {"secretId": number, "serialNumber": "decimal"}}');
+      }
+      let r;
+      try {
+        r = seller.requestService(
+          create(RequestServiceRequestSchema, {
+            header: protocolHeader(CmdType.PM1_1, clock()),
+            requestUrl: body.item,
+            pMethod: method,
+            customId: create(IdTypeSchema, { secretId: Number(id.secretId), serialNumber: BigInt(String(id.serialNumber)) }),
+          }),
+        );
+      } catch (e) {
+        return sendError(res, 400, "BAD_ORDER_REQUEST", (e as Error).message);
+      }
+      if (!r.order) return sendError(res, 409, r.header?.errorReason || "NOT_FOR_SALE", r.header?.errorMessage || "not for sale");
+      const out = JSON.stringify({ order: Buffer.from(toBinary(OfferSchema, r.order)).toString("base64") }) + "\n";
+      res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" });
+      res.end(out);
+    });
   };
 
   const internal = (req: Req, res: Res, key: string, authority: string) => {
@@ -345,6 +390,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       return;
     }
     if (key === `${RESERVED_PREFIX}/session` && method === "POST") return session(req, res, authority);
+    if (key === `${RESERVED_PREFIX}/order` && method === "POST") return order(req, res, authority);
     if (key === `${RESERVED_PREFIX}/paywall.js` && (method === "GET" || method === "HEAD")) {
       const js = paywallScript();
       res.writeHead(200, { "content-type": "text/javascript; charset=utf-8", "cache-control": "no-cache", "content-length": String(Buffer.byteLength(js)) });

@@ -44,7 +44,8 @@ ${reasonMessage ? `<p id="scrip-reason" data-reason="${esc(c.reason ?? "")}">${e
 <p id="scrip-status" role="status"></p>
 <noscript><p>Paying from the browser needs JavaScript. From a terminal: <code>scripwire wallet fetch ${esc(c.item)} --max-price ${esc(c.price.toString())}</code></p></noscript>
 <script type="application/json" id="scrip-challenge">${scriptJson(data)}</script>
-<script type="module" src="/.scripwire/paywall.js"></script>
+${c.center ? `<script src="${esc(c.center)}/wallet/scripwire-pay.js"></script>
+` : ""}<script type="module" src="/.scripwire/paywall.js"></script>
 </body></html>
 `;
 }
