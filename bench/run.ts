@@ -5,7 +5,7 @@
  *
  *   npm run bench -- --quick      CI: well under 3 minutes on 2 cores
  *   npm run bench -- --full       longer samples, 10^6 / 10^7 scale, experiments
- *   options: --out <file>  --profile  --rounds N  --seconds S  --skip crypto,throughput,open,scale,wallet
+ *   options: --out <file>  --profile  --rounds N  --seconds S  --skip crypto,throughput,open,scale,wallet,gateway
  *
  * Sections (see docs/performance.md for how to read them):
  *   1 crypto      the center's MACs per payment vs Ed25519, Cashu BDHKE, RSA blind signatures
@@ -14,6 +14,7 @@
  *   3 issuance    M3->M7 the same way
  *   4 scale       payments with 10^4 .. 10^7 scrip serials in the ledger
  *   5 wallet      scrip verification cost and message sizes
+ *   6 gateway     the HTTP 402 gateway: added latency and CPU per paid request, receipt verification alone
  * Progress goes to stderr, the table to stdout, JSON to bench/results/<timestamp>.json.
  */
 import { cpus, loadavg, totalmem, tmpdir } from "node:os";
@@ -31,6 +32,7 @@ import { ServerChild } from "./lib/child.js";
 import type { ServerMode, ServerOptions } from "./server.js";
 import { Bench, dbBytes, inprocPayments, perWallet, type InprocResult, type LoadWallet } from "./throughput.js";
 import { runWallet, type WalletReport } from "./wallet.js";
+import { gatewayTable, runGateway, type GatewayReport } from "./gateway.js";
 import { buildWorld, bulkInsertScrips, copyTemplate, scripCount, type World } from "./world.js";
 
 // ------------------------------------------------------------------ options
@@ -98,7 +100,7 @@ function parseArgs(argv: string[]) {
         "  --experiments  also run the candidate fixes (fast path, logging off, group commit off, async fdatasync) in --quick",
         "  --rounds N  interleaved measurement rounds per target",
         "  --seconds S measured seconds per phase",
-        "  --skip LIST comma list of sections to skip: crypto,wallet,throughput,open,scale",
+        "  --skip LIST comma list of sections to skip: crypto,wallet,throughput,open,scale,gateway",
         "",
       ].join("\n"),
     );
@@ -275,6 +277,12 @@ async function main(): Promise<void> {
       step("section 5: wallet-side verification and message sizes");
       wallet = runWallet(world, mode.micro, status);
       results.wallet = wallet;
+    }
+    let gateway: GatewayReport | undefined;
+    if (!args.skip.has("gateway")) {
+      step("section 6: the HTTP 402 gateway, direct vs paid through it (bench/gateway.ts)");
+      gateway = await runGateway({ requestsPerRound: mode.name === "quick" ? 300 : 2000, rounds: mode.name === "quick" ? 2 : 5, micro: mode.micro }, status);
+      results.gateway = gateway;
     }
 
     // ---------------------------------------------------------------- 2 and 3
@@ -550,6 +558,10 @@ async function main(): Promise<void> {
       ratios[`payments/s at ${Number(last.scripsPreloaded).toExponential(0)} ÷ at ${Number(first.scripsPreloaded).toExponential(0)} scrips`] = Number(last.paymentsPerSec) / Number(first.paymentsPerSec);
     }
 
+    if (gateway) {
+      ratios["gateway CPU per paid request ÷ upstream CPU per request"] = gateway.gatewayCpuUsPerPaidRequest / gateway.upstreamCpuUsPerRequest;
+      ratios["p50 latency through the gateway (paid) ÷ direct"] = gateway.paid.p50Us / gateway.direct.p50Us;
+    }
     const out = {
       meta: {
         timestamp: new Date().toISOString(),
@@ -575,6 +587,7 @@ async function main(): Promise<void> {
       writeFileSync(args.out, json);
     }
     process.stdout.write(report(out, crypto, wallet, agg, open, fixedRate, scale, skipped, profile, ratios, goals, notes, inprocResult));
+    if (gateway) process.stdout.write(gatewayTable(gateway));
     process.stdout.write(`\nJSON: ${file}${args.out ? ` and ${args.out}` : ""}\n`);
     step(`done in ${elapsedSeconds().toFixed(1)} s (load average now ${load1.map((x) => x.toFixed(2)).join(" ")})`);
   } finally {

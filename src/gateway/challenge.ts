@@ -145,18 +145,30 @@ export function toBase64Url(b: Uint8Array): string {
   return out;
 }
 
+// Character -> 6-bit value, -1 for anything outside the base64url alphabet.
+const B64URL_VALUE = new Int8Array(128).fill(-1);
+for (let i = 0; i < B64URL.length; i++) B64URL_VALUE[B64URL.charCodeAt(i)] = i;
+
 /** Strict base64url decoding (padding optional); undefined on any other character or an impossible length. */
 export function fromBase64Url(s: string): Uint8Array | undefined {
-  const t = s.replace(/={1,2}$/, "");
-  if (t.length % 4 === 1 || !/^[A-Za-z0-9_-]*$/.test(t)) return undefined;
-  const out = new Uint8Array(Math.floor((t.length * 3) / 4));
+  let len = s.length;
+  if (len > 0 && s.charCodeAt(len - 1) === 0x3d) len--;
+  if (len > 0 && s.charCodeAt(len - 1) === 0x3d) len--;
+  if (len % 4 === 1) return undefined;
+  const out = new Uint8Array((len * 3) >> 2);
   let o = 0;
-  for (let i = 0; i < t.length; i += 4) {
-    const c = [0, 1, 2, 3].map((k) => (i + k < t.length ? B64URL.indexOf(t[i + k]!) : 0));
-    const n = (c[0]! << 18) | (c[1]! << 12) | (c[2]! << 6) | c[3]!;
-    out[o++] = n >> 16;
-    if (i + 2 < t.length) out[o++] = (n >> 8) & 255;
-    if (i + 3 < t.length) out[o++] = n & 255;
+  let acc = 0;
+  let bits = 0;
+  for (let i = 0; i < len; i++) {
+    const c = s.charCodeAt(i);
+    const v = c < 128 ? B64URL_VALUE[c]! : -1;
+    if (v < 0) return undefined;
+    acc = ((acc << 6) | v) & 0xffffff;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (acc >> bits) & 0xff;
+    }
   }
   return out;
 }

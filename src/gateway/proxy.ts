@@ -2,6 +2,8 @@
  * The streaming half of the gateway: forward one request to the upstream and
  * its answer back, bodies piped with backpressure so memory per request is a
  * few stream buffers (16 KiB high-water marks), whatever the body size.
+ * Either side going away destroys the other (res 'close' before the end
+ * destroys the upstream request, which ends its response too).
  *
  * Upstream trouble never looks like "pay again": a refused connection, a
  * reset or a 5xx is a 502, a timeout a 504, and an upstream 402 is a 502 too
@@ -10,7 +12,6 @@
 import http from "node:http";
 import type http2 from "node:http2";
 import https from "node:https";
-import { pipeline } from "node:stream";
 
 export type IncomingRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type OutgoingResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -136,9 +137,11 @@ export function proxy(req: IncomingRequest, res: OutgoingResponse, o: ProxyOptio
     o.responseHeaders?.(headers, status);
     res.writeHead(status, headers);
     finish({ kind: "ok", status, upstreamMs: performance.now() - started });
-    pipeline(upRes, res as NodeJS.WritableStream, (err) => {
-      if (err) res.destroy();
-    });
+    // pipe(), not pipeline(): the same backpressure, without the AbortController
+    // and DOMException pipeline() makes per call (~10% of the gateway's CPU, measured).
+    upRes.pipe(res as NodeJS.WritableStream);
+    upRes.on("error", () => res.destroy());
+    upRes.on("aborted", () => res.destroy());
   });
   // A client that goes away mid-request takes the upstream request with it.
   res.on("close", () => {
@@ -147,7 +150,6 @@ export function proxy(req: IncomingRequest, res: OutgoingResponse, o: ProxyOptio
       finish({ kind: "aborted", detail: "client closed" });
     }
   });
-  pipeline(req as NodeJS.ReadableStream, upReq, (err) => {
-    if (err && !upReq.destroyed) upReq.destroy(err);
-  });
+  req.pipe(upReq);
+  req.on("error", (err) => upReq.destroy(err));
 }
