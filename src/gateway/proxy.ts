@@ -110,7 +110,7 @@ export function proxy(req: IncomingRequest, res: OutgoingResponse, o: ProxyOptio
       res,
       status,
       status === 504 ? "UPSTREAM_TIMEOUT" : "UPSTREAM_FAILED",
-      `the site behind this gateway ${status === 504 ? "did not answer in time" : "failed"}${upstreamStatus ? ` (HTTP ${upstreamStatus})` : ""}; a receipt you presented stays valid: retry with the same one`,
+      `the site behind this gateway ${status === 504 ? "did not answer in time" : "failed"}${upstreamStatus ? ` (HTTP ${upstreamStatus})` : ""}; retry: a receipt you presented stays valid and is not charged again`,
       { "retry-after": "1" },
     );
   };
