@@ -10,6 +10,7 @@ import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import http from "node:http";
+import http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -466,4 +467,29 @@ test("scripwire wallet fetch: pays, writes -o, and a second run (a new process) 
   t.is(JSON.parse(two.stdout).path, "/articles/cli");
   t.regex(two.stderr, /reused the receipt/);
   t.regex(two.stderr, /balance 47/);
+});
+
+test("HTTP/2 clients (h2c on the same port) get the same 402 and the same paid content", async (t) => {
+  const r = await rig(t);
+  const { auth } = await pay(r, "/articles/h2");
+  const session = http2.connect(r.gw.url);
+  t.teardown(() => session.close());
+  const get = (headers: Record<string, string>) =>
+    new Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+      const s = session.request({ ":path": "/articles/h2", ...headers });
+      let body = "";
+      let h: http2.IncomingHttpHeaders = {};
+      s.on("response", (x) => (h = x));
+      s.on("data", (c: Buffer) => (body += c));
+      s.on("end", () => resolve({ status: Number(h[":status"]), headers: h, body }));
+      s.on("error", reject);
+      s.end();
+    });
+  const unpaid = await get({});
+  t.is(unpaid.status, 402);
+  t.is(parseChallenge(String(unpaid.headers["www-authenticate"]))?.route, "articles");
+  const paid = await get({ authorization: auth });
+  t.is(paid.status, 200);
+  t.is(JSON.parse(paid.body).path, "/articles/h2");
+  t.is(r.up.log.at(-1)!.headers.authorization, undefined);
 });
