@@ -606,8 +606,25 @@ def run(args, vendor_secret: bytes | None) -> None:
                               sc.message_hash(cs, "RD2", rid, 0, rd.new_scrip, amount=rd.payout.amount, account=account)),
                              [("RD2 with the request's amount 0", sc.message_hash(cs, "RD2", rid, 0, rd.new_scrip, amount=0, account=account))])
             log("RD2-all", f"amount 0 redeemed the whole {rd.payout.amount} {currency}; left {rd.new_scrip.scrip.value}")
+            scrip = rd.new_scrip
     else:
         log("RD1", f"skipped: balance {scrip.scrip.value} is below the redemption threshold {threshold}")
+
+    # ------------------------------------------------------------ restore / sync (SY1 -> SY2), hashes per doc §5.7-5.8
+    nonce = secrets.token_bytes(32)
+    ts = int(time.time() * 1000)
+    sy1 = center_pb2.SyncRequest(header=hdr(T.CMD_TYPE_SY1), custom_id=cid, timestamp_unix_ms=ts, nonce=nonce,
+                                 hash=sc.mac(sc.HMAC_SHA256, cs, sc.sync_request_input(cid, ts, nonce)))
+    sy2 = call("SY1", center.Sync, sy1)
+    expect_cmd("SY2", sy2.header, T.CMD_TYPE_SY2)
+    want = sc.mac(sc.HMAC_SHA256, cs, sc.sync_reply_input(cid, nonce, sy2.server_time_unix_ms, list(sy2.scrips), list(sy2.in_flight), list(sy2.credits)))
+    need(eq_hash(sy2.hash, want), "SY2: the reply hash does not verify (doc §5.8)")
+    live = [x for x in sy2.scrips if x.scrip.currency == currency]
+    need(len(live) == 1 and live[0].scrip.scrip_id.serial_number == scrip.scrip.scrip_id.serial_number and live[0].scrip.value == scrip.scrip.value,
+         "SY2: the live scrip is not the one this wallet holds")
+    log("SY2", f"live scrip {live[0].scrip.value} {currency} (serial {live[0].scrip.scrip_id.serial_number}); reply hash verified in Python")
+    e = call_expect_error("SY1-replay", center.Sync, sy1, grpc.StatusCode.UNAUTHENTICATED)
+    log("SY1-replay", f"the same recorded request again -> {e.code().name} {rpc_error_reason(e)}")
 
     cch.close()
     sch.close()
