@@ -240,6 +240,7 @@ test("a 100 MiB upstream body is streamed: the gateway holds a bounded amount wh
   await new Promise<void>((resolve, reject) => {
     const req = http.get({ host: u.hostname, port: u.port, path: "/big/file.bin", headers: { authorization: auth }, agent: false }, (res) => {
       t.is(res.statusCode, 200);
+      t.is(res.headers["content-disposition"], 'attachment; filename="file.bin"', "a SAVE route is delivered as a file");
       res.pause();
       // Wait (reading nothing) until the upstream is blocked by backpressure.
       const poll = setInterval(() => {

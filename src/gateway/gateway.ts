@@ -215,7 +215,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     else res.end(body);
   };
 
-  const forward = (req: Req, res: Res, routeId: string, outcome: RequestOutcome, path: string, query: string, authority: string, paid?: { tranId: string; routeId: string }) => {
+  const forward = (req: Req, res: Res, routeId: string, outcome: RequestOutcome, path: string, query: string, authority: string, paid?: { tranId: string; routeId: string; save: boolean }) => {
     const h = endToEndHeaders(req.headers);
     for (const k of Object.keys(h)) if (k.startsWith("scripwire-")) delete h[k];
     if (credentialToken(header1(req, "authorization")) !== undefined) delete h["authorization"];
@@ -251,6 +251,11 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
           } catch {
             /* leave an unparsable Location alone */
           }
+        }
+        if (paid?.save && rh["content-disposition"] === undefined) {
+          // SAVE is the patent's "as a file": tell browsers to download it.
+          const name = (path.split("/").filter(Boolean).pop() ?? "content").replace(/[^A-Za-z0-9._-]/g, "_") || "content";
+          rh["content-disposition"] = `attachment; filename="${name}"`;
         }
         if (paid) {
           // Paid content must not be served from a shared cache to someone who did not pay.
@@ -389,6 +394,11 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       });
       return;
     }
+    if (method === "POST" && limiter.addresses) {
+      // The session and order endpoints each cost an HMAC: the seller's per-address limit applies.
+      const wait = limiter.addresses.take(addressKey(req.socket?.remoteAddress ?? "unknown"));
+      if (wait > 0) return sendError(res, 429, "RATE_LIMITED", `too many requests; retry in ${(wait / 1000).toFixed(2)} s`, { "retry-after": String(Math.max(1, Math.ceil(wait / 1000))) });
+    }
     if (key === `${RESERVED_PREFIX}/session` && method === "POST") return session(req, res, authority);
     if (key === `${RESERVED_PREFIX}/order` && method === "POST") return order(req, res, authority);
     if (key === `${RESERVED_PREFIX}/paywall.js` && (method === "GET" || method === "HEAD")) {
@@ -467,7 +477,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     if (token === undefined) return challenge(req, res, route, h.authority, n.path);
     const v = token === "MALFORMED" ? ({ ok: false, reason: "MALFORMED_CREDENTIAL" } as const) : verifyCredential(config, token, route, clock());
     if (!v.ok) return challenge(req, res, route, h.authority, n.path, v.reason, fromCookie);
-    forward(req, res, route.id, "paid", n.path, n.query, h.authority, { tranId: v.receipt.tranId, routeId: route.id });
+    forward(req, res, route.id, "paid", n.path, n.query, h.authority, { tranId: v.receipt.tranId, routeId: route.id, save: route.deliveryMethod === DeliveryMethod.SAVE });
   };
 
   stack = createServerStack({

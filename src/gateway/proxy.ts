@@ -29,6 +29,8 @@ const HOP_BY_HOP = new Set([
   "upgrade",
   "http2-settings",
   "host",
+  // Answered by this hop (Node sends the 100 Continue itself); the upstream gets the body either way.
+  "expect",
 ]);
 
 /** Removes hop-by-hop headers, pseudo-headers and whatever `Connection` names. */
