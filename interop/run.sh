@@ -4,6 +4,7 @@
 #   2. test_vectors.py           every vector of testdata/vectors.json, reproduced in Python
 #   3. start-servers.ts          a real TypeScript center + seller on free loopback ports
 #   4. client_flow.py            Python grpcio wallet: register, earn, buy, tamper checks
+#      gateway_flow.py           Python client of the HTTP 402 gateway (urllib + grpcio)
 #   5. grpcjs-pay.ts             @grpc/grpc-js wallet (not Connect): register, earn, pay, deliver
 #   6. tear the servers down
 # Exit status: 0 only if every step passed.
@@ -77,7 +78,7 @@ if [[ "$line" != \{* ]]; then
   summary; exit 1
 fi
 json() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$line" "$1"; }
-CENTER="$(json center)"; SELLER="$(json seller)"
+CENTER="$(json center)"; SELLER="$(json seller)"; GATEWAY="$(json gateway_url)"
 QUIZ_ITEM="$(json quiz_item)"; QUIZ_ANSWER="$(json quiz_answer)"
 VENDOR_SECRET="$(json vendor_secret_hex)"; VENDOR_KEY_ID="$(json vendor_key_id)"
 echo "center at $CENTER, seller at $SELLER (server pid $server_pid)"
@@ -97,6 +98,13 @@ if "$PY" "$here/python/client_flow.py" "$CENTER" "$SELLER"; then
   pass "client_flow.py (ad)"
 else
   fail "client_flow.py (ad)"
+fi
+
+# the HTTP 402 gateway, paid from Python with the header grammar of docs/gateway.md
+if "$PY" "$here/python/gateway_flow.py" "$CENTER" "$SELLER" "$GATEWAY"; then
+  pass "gateway_flow.py (HTTP 402)"
+else
+  fail "gateway_flow.py (HTTP 402)"
 fi
 
 # ---------------------------------------------------------------- 5. grpc-js client

@@ -25,6 +25,9 @@ import { join } from "node:path";
 import { startCenterServer, type RunningCenter } from "../src/center/server.js";
 import { parseSellerConfig } from "../src/seller/catalog.js";
 import { startSellerServer, type RunningSeller } from "../src/seller/server.js";
+import http from "node:http";
+import { parseGatewayConfig } from "../src/gateway/config.js";
+import { startGateway, type RunningGateway } from "../src/gateway/gateway.js";
 
 const HOST = "127.0.0.1";
 const VENDOR_ID = "interop-mall";
@@ -33,6 +36,7 @@ const CURRENCY = "KRW";
 const QUIZ_ITEM = "quiz-hash";
 const QUIZ_ANSWER = "Millicent";
 const AD_ITEM = "ad-welcome";
+const GATEWAY_VENDOR_ID = "interop-site";
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -70,11 +74,16 @@ async function main(): Promise<void> {
 
   let center: RunningCenter | undefined;
   let seller: RunningSeller | undefined;
+  let gateway: RunningGateway | undefined;
+  let site: http.Server | undefined;
   let closing = false;
   const shutdown = async (code: number) => {
     if (closing) return;
     closing = true;
     try {
+      await gateway?.close(1_000);
+      site?.closeAllConnections();
+      site?.close();
       await seller?.close(1_000);
       await center?.close(1_000);
     } catch (e) {
@@ -161,6 +170,27 @@ async function main(): Promise<void> {
     });
     seller = await startSellerServer({ config, host: HOST, port: sellerPort });
 
+    // A plain website behind the HTTP 402 gateway, sold by a second vendor (interop/python/gateway_flow.py).
+    site = http.createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { "content-type": "text/plain; charset=utf-8" });
+      res.end(`page ${req.url}\n`);
+    });
+    await new Promise<void>((resolve) => site!.listen(0, HOST, resolve));
+    const gatewaySecret = new Uint8Array(randomBytes(32));
+    await center.ledger.createVendor({ vendorId: GATEWAY_VENDOR_ID, dnsName: HOST, ipAddr: HOST, serverName: "Scripwire Interop Site", port: 0 }, { vendorId: GATEWAY_VENDOR_ID, keyId: 1, secret: gatewaySecret });
+    gateway = await startGateway({
+      host: HOST,
+      port: 0,
+      config: parseGatewayConfig({
+        upstream: `http://${HOST}:${(site.address() as { port: number }).port}`,
+        vendorId: GATEWAY_VENDOR_ID,
+        vendorKeys: { "1": Buffer.from(gatewaySecret).toString("hex") },
+        identity: { serverName: "Scripwire Interop Site" },
+        routes: [{ id: "articles", path: "/articles/*", price: "7", currency: CURRENCY }],
+      }),
+    });
+
     process.stdout.write(
       JSON.stringify({
         center: `${HOST}:${center.port}`,
@@ -169,6 +199,7 @@ async function main(): Promise<void> {
         seller_port: seller.port,
         center_url: center.url,
         seller_url: seller.url,
+        gateway_url: gateway.url,
         vendor_id: VENDOR_ID,
         vendor_key_id: 1,
         vendor_secret_hex: Buffer.from(vendorSecret).toString("hex"),
