@@ -191,7 +191,10 @@ export function mallPages(seller: Seller, opts: MallOptions = {}): (req: Req, re
   const cfg = seller.config;
 
   return (req, res) => {
-    const url = new URL(req.url ?? "/", "http://x");
+    // Every RPC passes through here first: let it go without parsing its URL.
+    const raw = req.url ?? "/";
+    if (raw !== "/" && !raw.startsWith("/shop")) return false;
+    const url = new URL(raw, "http://x");
     const path = url.pathname;
     if (path === "/" && req.method === "GET") {
       reply(res, 302, "text/plain; charset=utf-8", "see /shop/\n", { location: "/shop/" });
