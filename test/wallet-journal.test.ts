@@ -101,3 +101,26 @@ test("the wallet core and src/crypto bundle for the browser: no node:* module, n
     t.false(/\bBuffer\b/.test(text.replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, "")), `${f} uses Buffer`);
   }
 });
+
+test("FileWalletStore: after a torn last line, the next append cuts it off first (it never ends up mid-file)", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "scripwire-journal-"));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, "wallet.json");
+  const dying = new FileWalletStore(path);
+  const first = await Wallet.open({ store: dying });
+  await first.register(world.centerUrl);
+  await first.earn(world.sellerUrl, world.quiz.itemId, world.quiz.answer);
+  // The process dies in the middle of its next append: the wallet is never closed
+  // (nothing is compacted); its lock goes with it.
+  await appendFile(`${path}.journal`, '{"g":"torn","n":3,"r":{"pend');
+  await dying.unlock();
+  const second = await Wallet.open({ store: new FileWalletStore(path) });
+  t.teardown(() => second.close());
+  t.is(second.balance().value, 50n);
+  await second.buy(world.sellerUrl, world.catalog.viewOnly.requestUrl, "VIEW");
+  const lines = (await readFile(`${path}.journal`, "utf8")).trim().split("\n");
+  t.false(lines.some((l) => l.includes('"torn"')), "the torn fragment is gone");
+  const seen = (await new FileWalletStore(path).load())!;
+  t.is(seen.history.at(-1)!.kind, "bought");
+  t.is(seen.pending, null);
+});

@@ -112,6 +112,8 @@ export class FileWalletStore implements WalletStore {
   /** Generation of the journal continuing the snapshot last loaded or saved, and the records in it. */
   private generation: string | undefined;
   private records = 0;
+  /** Byte length of the journal without a torn last line found by `replay`; the next append cuts the file there first. */
+  private truncateTo: number | undefined;
 
   constructor(
     readonly path: string,
@@ -224,6 +226,7 @@ export class FileWalletStore implements WalletStore {
     let last = lines.length - 1;
     while (last >= 0 && lines[last] === "") last--;
     let n = 0;
+    this.truncateTo = undefined;
     for (let i = 0; i < lines.length; i++) {
       const raw = lines[i]!;
       if (raw === "") continue;
@@ -235,7 +238,11 @@ export class FileWalletStore implements WalletStore {
       }
       const ok = line && typeof line.n === "number" && line.c === lineCheck(line.g, line.n, line.r);
       if (!ok) {
-        if (i === last) break;
+        if (i === last) {
+          // Cut it off before the next append, or it would end up in the middle.
+          this.truncateTo = Buffer.byteLength(lines.slice(0, i).map((l) => `${l}\n`).join(""));
+          break;
+        }
         throw new StateError("BAD_WALLET_FILE", `${this.journalPath} line ${i + 1} is damaged`, { hint: "restore the wallet from a backup" });
       }
       if (line!.g !== g) continue;
@@ -254,6 +261,10 @@ export class FileWalletStore implements WalletStore {
     const fh = await open(this.journalPath, fsConstants.O_CREAT | fsConstants.O_APPEND | fsConstants.O_WRONLY, 0o600);
     let created = false;
     try {
+      if (this.truncateTo !== undefined) {
+        await fh.truncate(this.truncateTo);
+        this.truncateTo = undefined;
+      }
       created = (await fh.stat()).size === 0;
       if (created) await fh.chmod(0o600);
       await fh.writeFile(data);
