@@ -15,7 +15,7 @@ import { PaymentCenterService } from "../gen/scripwire/v1/center_pb.js";
 import { CmdType } from "../gen/scripwire/v1/types_pb.js";
 import { createTransport } from "../src/client/transport.js";
 import { computeMessageHash } from "../src/crypto/scrip-auth.js";
-import { errorReason } from "../src/protocol/errors.js";
+import { errorReason } from "../src/server/errors.js";
 import { Seller } from "../src/seller/seller.js";
 import { ServerChild } from "./lib/child.js";
 import { buildWorld, cloneWallets, copyTemplate, fetchOffers, hdr } from "./world.js";

@@ -7,7 +7,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { CenterAdminService, KeyKind } from "../gen/scripwire/v1/admin_pb.js";
 import { CmdType, DeliveryMethod } from "../gen/scripwire/v1/types_pb.js";
 import { createTransport } from "../src/client/transport.js";
-import { errorReason } from "../src/protocol/errors.js";
+import { errorReason } from "../src/server/errors.js";
 import { parseSellerConfig } from "../src/seller/catalog.js";
 import { Seller } from "../src/seller/seller.js";
 import { QUIZ, sellerConfigJson } from "./helpers/inproc.js";

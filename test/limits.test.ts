@@ -12,7 +12,7 @@ import { SellerService } from "../gen/scripwire/v1/seller_pb.js";
 import { CmdType } from "../gen/scripwire/v1/types_pb.js";
 import { paymentCenterService } from "../src/center/service.js";
 import { createTransport } from "../src/client/transport.js";
-import { errorReason } from "../src/protocol/errors.js";
+import { errorReason } from "../src/server/errors.js";
 import {
   addressKey,
   BURST_PER_CUSTOMER,
@@ -168,7 +168,7 @@ test("per address: one address is limited, another is not, and health is exempt"
   const c = new RawCustomer(w.centerTransport, w.sellerTransport);
   await c.register();
   clock.advance(10_000);
-  const bad = { header: { cmdType: CmdType.GM4_1 }, tranId: "t_x", scrip: c.scrip, scripHash: new Uint8Array(32), pCount: 0 };
+  const bad = { header: { cmdType: CmdType.GM4_1, protocolVersion: "scripwire/1" }, tranId: "t_x", scrip: c.scrip, scripHash: new Uint8Array(32), pCount: 0 };
   let refusedByCenter = 0;
   let limited = 0;
   for (let i = 0; i < 10; i++) {

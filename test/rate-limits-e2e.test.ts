@@ -11,7 +11,7 @@ import { CmdType } from "../gen/scripwire/v1/types_pb.js";
 import { startCenterServer } from "../src/center/server.js";
 import { createTransport, type WireProtocol } from "../src/client/transport.js";
 import { openSqliteLedger } from "../src/ledger/sqlite.js";
-import { errorReason } from "../src/protocol/errors.js";
+import { errorReason } from "../src/server/errors.js";
 import { centerConfig } from "./helpers/inproc.js";
 import { RawCustomer } from "./helpers/raw.js";
 import { ADMIN_TOKEN } from "./helpers/real.js";

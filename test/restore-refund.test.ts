@@ -20,7 +20,7 @@ import { computeSyncRequestHash } from "../src/crypto/sync-auth.js";
 import { computeSettlementsMac } from "../src/crypto/scrip-auth.js";
 import { HashAlgorithm } from "../gen/scripwire/v1/types_pb.js";
 import { refundRequest, sendRefund } from "../src/seller/refund-client.js";
-import { errorReason } from "../src/protocol/errors.js";
+import { errorReason } from "../src/server/errors.js";
 import { AuthenticationError, FileWalletStore, MemoryWalletStore, RefusedError, ScripwireError, StateError, Wallet, type WalletStore } from "../src/wallet/index.js";
 import { startWorld, type World } from "./helpers/world.js";
 
@@ -265,7 +265,7 @@ test("full and partial refunds, refused second and over-refunds; the credit reac
   const full = await refund(p2.tranId, 0n);
   t.is(full.amount, 10n, "0 refunds the whole payment");
   const unknown = await reasonOf(refund("t_no_such", 1n));
-  t.deepEqual([unknown.code, unknown.reason], [Code.NotFound, "UNKNOWN_TRANSACTION"]);
+  t.deepEqual([unknown.code, unknown.reason], [Code.FailedPrecondition, "UNKNOWN_TRANSACTION"]);
 
   // Retransmission of the same request: the same record, nothing moves twice.
   const rq = refundRequest({ vendorId: world.vendorId, vendorSecret: world.vendorSecret, vendorKeyId: 1, tranId: p1.tranId, amount: 12n, requestId: partial.requestId, reason: "late delivery" });

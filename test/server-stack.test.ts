@@ -136,7 +136,7 @@ function testRoutes(router: ConnectRouter): void {
       return create(EmptySchema);
     },
     fail(req) {
-      throw invalidArgument(req.value, `failing on purpose with ${req.value}; nothing to fix`);
+      throw scripError(Code.InvalidArgument, req.value, `failing on purpose with ${req.value}; nothing to fix`);
     },
     async *ticks(_req, ctx: HandlerContext) {
       for (;;) {

@@ -416,7 +416,7 @@ def run(args, vendor_secret: bytes | None) -> None:
     log("S6", f"PM7_1 CONFIRMED receipt tran_id={rc.tran_id} price={rc.price} {rc.currency} paid_at={rc.paid_at_unix}")
 
     # ------------------------------------------------------------ S7
-    d = call("S7", seller.Deliver, seller_pb2.DeliverRequest(header=hdr(T.CMD_TYPE_UNSPECIFIED), receipt=rc))
+    d = call("S7", seller.Deliver, seller_pb2.DeliverRequest(header=hdr(T.CMD_TYPE_PM8_1), receipt=rc))
     expect_cmd("S7", d.header, T.CMD_TYPE_PM8_1)
     need(len(d.content) > 0, "S7: empty content")
     need(d.delivery_method == method, "S7: delivery method differs from the receipt")
@@ -425,7 +425,7 @@ def run(args, vendor_secret: bytes | None) -> None:
     forged = T.Receipt()
     forged.CopyFrom(rc)
     forged.price = 0
-    e = call_expect_error("S7-forged", seller.Deliver, seller_pb2.DeliverRequest(header=hdr(T.CMD_TYPE_UNSPECIFIED), receipt=forged),
+    e = call_expect_error("S7-forged", seller.Deliver, seller_pb2.DeliverRequest(header=hdr(T.CMD_TYPE_PM8_1), receipt=forged),
                           grpc.StatusCode.UNAUTHENTICATED)
     log("S7-forged", f"receipt with price changed -> {e.code().name} ({rpc_error_reason(e)})")
 

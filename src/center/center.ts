@@ -17,15 +17,10 @@ import { create, toBinary, fromBinary } from "@bufbuild/protobuf";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
+import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
 import {
-  ConfirmIssueResponseSchema,
-  ConfirmPaymentResponseSchema,
   GetCenterInfoResponseSchema,
-  InitIssueResponseSchema,
-  InitPaymentResponseSchema,
-  IssueResponseSchema,
   ListSettlementsResponseSchema,
-  PayResponseSchema,
   RedeemResponseSchema,
   RegisterResponseSchema,
   RenewResponseSchema,
@@ -65,6 +60,7 @@ import {
   ScripBodyTypeSchema,
   ScripTypeSchema,
   ServerTypeSchema,
+  type HeaderType,
   type Offer,
   type Receipt,
   type ScripType,
@@ -82,11 +78,20 @@ import {
   verifyOfferMac,
   verifySettlementsMac,
 } from "../crypto/scrip-auth.js";
+import { UnsupportedAlgorithmError } from "../crypto/mac.js";
 import { LedgerError, type ExecuteOp, type Ledger, type LedgerResult, type Refusal, type ScripRow, type TransactionRecord, type VendorKeyRecord, type VendorRecord } from "../ledger/ledger.js";
 import { I64_MAX } from "../money.js";
-import { alreadyExists, failedPrecondition, invalidArgument, unauthenticated, unavailable } from "../protocol/errors.js";
-import { cmdCode, header, P_COUNT_MAX } from "../protocol/header.js";
+import { checkProtocolVersion, cmdCode, header, P_COUNT_MAX } from "../protocol/header.js";
+import { raise, refusal, ProtocolError, type Invalid, type Reason } from "../protocol/refusal.js";
 import { KeyRing } from "./keyring.js";
+import { initReply, ISSUE, PAY, type ValueStep } from "./steps.js";
+
+type Msg = { $typeName: string };
+type HeaderShape = { header?: HeaderType };
+type InitShape = HeaderShape;
+type ConfirmShape = Msg & { tranId: string; scrip?: ScripType; scripHash: Uint8Array };
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyStep = ValueStep<any, any, any, any, any, any>;
 
 
 export interface CenterConfig {
@@ -128,8 +133,6 @@ export function offerHash(o: Offer): Uint8Array {
   h.update(o.mac);
   return h.digest();
 }
-
-type Refused = { status: "refused"; refusal: Refusal; detail: string };
 
 export class PaymentCenter {
   readonly keys: KeyRing;
@@ -182,31 +185,34 @@ export class PaymentCenter {
 
   // ---------------------------------------------------------------- shared checks
 
-  private checkCmd(got: CmdType | undefined, allowed: CmdType[]): CmdType {
+  /** The header names one of the calls this method serves, in this protocol's version. */
+  private checkHeader(h: HeaderType | undefined, allowed: CmdType[]): CmdType {
+    const got = h?.cmdType;
     if (got === undefined || !allowed.includes(got)) {
-      throw invalidArgument(
+      throw refusal(
         "WRONG_CMD_TYPE",
         `header.cmd_type must be one of ${allowed.map((c) => CmdType[c]).join(", ")}; got ${got === undefined ? "no header" : (CmdType[got] ?? got)}`,
       );
     }
+    checkProtocolVersion(h!);
     return got;
   }
 
   private checkPCount(p: number): void {
-    if (p > P_COUNT_MAX) throw invalidArgument("P_COUNT_TOO_HIGH", `p_count ${p} exceeds ${P_COUNT_MAX}; start a new transaction`);
+    if (p > P_COUNT_MAX) throw refusal("P_COUNT_TOO_HIGH", `p_count ${p} exceeds ${P_COUNT_MAX}; start a new transaction`);
   }
 
   private checkTranId(t: string): void {
-    if (!ID_PATTERN.test(t)) throw invalidArgument("BAD_TRAN_ID", "tran_id must be 1-128 characters of [A-Za-z0-9._:-]");
+    if (!ID_PATTERN.test(t)) throw refusal("BAD_TRAN_ID", "tran_id must be 1-128 characters of [A-Za-z0-9._:-]");
   }
 
   /** Shape of a presented scrip, before any key is used. */
   private checkScripShape(s: ScripType | undefined, field: string): asserts s is ScripType & { scrip: NonNullable<ScripType["scrip"]> } {
-    if (!s || !s.scrip) throw invalidArgument("MISSING_SCRIP", `${field} is required: send the scrip exactly as the center issued it`);
+    if (!s || !s.scrip) throw refusal("MISSING_SCRIP", `${field} is required: send the scrip exactly as the center issued it`);
     const b = s.scrip;
-    if (s.certificate.length !== MAC_BYTES) throw invalidArgument("BAD_SCRIP", `${field}.certificate must be ${MAC_BYTES} bytes`);
-    if (!b.scripId || !b.customId) throw invalidArgument("BAD_SCRIP", `${field}.scrip must carry scrip_id and custom_id`);
-    if (b.value < 0n) throw invalidArgument("BAD_SCRIP", `${field}.scrip.value must not be negative`);
+    if (s.certificate.length !== MAC_BYTES) throw refusal("BAD_SCRIP", `${field}.certificate must be ${MAC_BYTES} bytes`);
+    if (!b.scripId || !b.customId) throw refusal("BAD_SCRIP", `${field}.scrip must carry scrip_id and custom_id`);
+    if (b.value < 0n) throw refusal("BAD_SCRIP", `${field}.scrip.value must not be negative`);
   }
 
   private customSecretFor(s: ScripType): Uint8Array {
@@ -214,7 +220,7 @@ export class PaymentCenter {
     const cs = this.keys.customSecret(id.secretId, id.serialNumber);
     // Same answer for an unknown generation as for a bad hash: nothing about
     // which customers or key generations exist leaks.
-    if (!cs) throw unauthenticated("BAD_HASH", "the message hash does not verify; recompute it with your Custom_Secret");
+    if (!cs) throw refusal("BAD_HASH", "the message hash does not verify; recompute it with your Custom_Secret");
     return cs;
   }
 
@@ -226,26 +232,26 @@ export class PaymentCenter {
     hash: Uint8Array,
     extra: { order?: Offer; amount?: bigint; account?: string } = {},
   ): Uint8Array {
-    if (hash.length !== MAC_BYTES) throw invalidArgument("BAD_HASH", `the message hash must be ${MAC_BYTES} bytes`);
+    if (hash.length !== MAC_BYTES) throw refusal("BAD_LENGTH", `the message hash must be ${MAC_BYTES} bytes`);
     if (!this.algorithms.includes(s.hashAlgorithm)) {
-      throw invalidArgument("ALGORITHM_NOT_ACCEPTED", `hash algorithm ${s.hashAlgorithm} is not accepted by this center; renew the scrip`);
+      throw refusal("ALGORITHM_NOT_ACCEPTED", `hash algorithm ${s.hashAlgorithm} is not accepted by this center; renew the scrip`);
     }
     const cs = this.customSecretFor(s);
     if (!verifyMessageHash(s.hashAlgorithm, cs, { code: cmdCode(code), contextId, pCount, scrip: s, ...extra }, hash)) {
-      throw unauthenticated("BAD_HASH", "the message hash does not verify; recompute it with your Custom_Secret");
+      throw refusal("BAD_HASH", "the message hash does not verify; recompute it with your Custom_Secret");
     }
     return cs;
   }
 
-  /** Returns a refusal text if the scrip is not valid e-cash of this center (the patent's validity error). */
-  private async scripInvalid(s: ScripType, allowExpired = false): Promise<string | undefined> {
+  /** Why the scrip is not valid e-cash of this center (the patent's validity error), if it is not. */
+  private async scripInvalid(s: ScripType, allowExpired = false): Promise<Invalid | undefined> {
     const b = s.scrip!;
     const v = b.vendorId;
-    if (!v || v.dnsName !== this.identity.dnsName || v.port !== this.identity.port) return "FOREIGN_SCRIP: this scrip was not issued by this center";
+    if (!v || v.dnsName !== this.identity.dnsName || v.port !== this.identity.port) return { reason: "FOREIGN_SCRIP", message: "this scrip was not issued by this center" };
     const certKey = await this.keys.find("certificate", b.scripId!.secretId);
-    if (!certKey || !verifyCertificate(certKey, s)) return "BAD_CERTIFICATE: the scrip's certificate does not verify; it was altered";
-    if (!this.config.currencies.includes(b.currency)) return `UNKNOWN_CURRENCY: ${b.currency} is not issued here`;
-    if (!allowExpired && this.expired(s)) return `EXPIRED: ${EXPIRED_MESSAGE}`;
+    if (!certKey || !verifyCertificate(certKey, s)) return { reason: "BAD_CERTIFICATE", message: "the scrip's certificate does not verify; it was altered" };
+    if (!this.config.currencies.includes(b.currency)) return { reason: "UNKNOWN_CURRENCY", message: `${b.currency} is not issued here` };
+    if (!allowExpired && this.expired(s)) return { reason: "EXPIRED", message: EXPIRED_MESSAGE };
     return undefined;
   }
 
@@ -296,43 +302,43 @@ export class PaymentCenter {
     return k?.secret;
   }
 
-  /** Verifies a seller's offer; returns a refusal text or undefined. */
-  private async offerInvalid(o: Offer, kind: OfferKind): Promise<string | undefined> {
-    if (o.kind !== kind) return `WRONG_OFFER_KIND: expected ${OfferKind[kind]} offer`;
-    if (!this.algorithms.includes(o.hashAlgorithm)) return "ALGORITHM_NOT_ACCEPTED: the offer's hash algorithm is not accepted";
+  /** Why a seller's offer is not acceptable, if it is not. */
+  private async offerInvalid(o: Offer, kind: OfferKind): Promise<Invalid | undefined> {
+    if (o.kind !== kind) return { reason: "WRONG_OFFER_KIND", message: `expected ${OfferKind[kind]} offer` };
+    if (!this.algorithms.includes(o.hashAlgorithm)) return { reason: "ALGORITHM_NOT_ACCEPTED", message: "the offer's hash algorithm is not accepted" };
     const key = await this.vendorKey(o.vendorId, o.vendorKeyId);
-    if (!key || !verifyOfferMac(key, o)) return "BAD_OFFER_MAC: the offer's MAC does not verify; it was altered or is not from that seller";
+    if (!key || !verifyOfferMac(key, o)) return { reason: "BAD_OFFER_MAC", message: "the offer's MAC does not verify; it was altered or is not from that seller" };
     return undefined;
   }
 
   private checkOfferShape(o: Offer | undefined, field: string): asserts o is Offer {
-    if (!o) throw invalidArgument("MISSING_OFFER", `${field} is required: pass the seller's offer exactly as received`);
+    if (!o) throw refusal("MISSING_OFFER", `${field} is required: pass the seller's offer exactly as received`);
     this.checkTranId(o.tranId);
-    if (o.amount <= 0n) throw invalidArgument("BAD_AMOUNT", `${field}.amount must be positive`);
-    if (o.mac.length !== MAC_BYTES) throw invalidArgument("BAD_OFFER_MAC", `${field}.mac must be ${MAC_BYTES} bytes`);
-    if (!o.customId) throw invalidArgument("BAD_OFFER", `${field}.custom_id is required`);
+    if (o.amount <= 0n) throw refusal("BAD_AMOUNT", `${field}.amount must be positive`);
+    if (o.mac.length !== MAC_BYTES) throw refusal("BAD_LENGTH", `${field}.mac must be ${MAC_BYTES} bytes`);
+    if (!o.customId) throw refusal("BAD_OFFER", `${field}.custom_id is required`);
   }
 
   // ---------------------------------------------------------------- R1 -> R2
 
   async register(req: RegisterRequest): Promise<RegisterResponse> {
-    this.checkCmd(req.header?.cmdType, [CmdType.UM1]);
-    if (!ID_PATTERN.test(req.walletId)) throw invalidArgument("BAD_WALLET_ID", "wallet_id must be 1-128 characters of [A-Za-z0-9._:-]");
+    this.checkHeader(req.header, [CmdType.UM1]);
+    if (!ID_PATTERN.test(req.walletId)) throw refusal("BAD_WALLET_ID", "wallet_id must be 1-128 characters of [A-Za-z0-9._:-]");
     for (const [f, v] of [["name", req.name], ["address", req.address], ["email", req.email], ["etc", req.etc]] as const) {
-      if (v.length > 512) throw invalidArgument("FIELD_TOO_LONG", `${f} is limited to 512 characters`);
+      if (v.length > 512) throw refusal("FIELD_TOO_LONG", `${f} is limited to 512 characters`);
     }
     if (req.sealedSessionKey.length !== SEALED_SESSION_KEY_BYTES) {
-      throw invalidArgument("BAD_SEALED_KEY", `sealed_session_key must be ${SEALED_SESSION_KEY_BYTES} bytes (KUcenter[KS])`);
+      throw refusal("BAD_SEALED_KEY", `sealed_session_key must be ${SEALED_SESSION_KEY_BYTES} bytes (KUcenter[KS])`);
     }
     const currency = req.currency || this.config.currencies[0]!;
     if (!this.config.currencies.includes(currency)) {
-      throw invalidArgument("UNKNOWN_CURRENCY", `currency ${currency} is not issued here; choose one of ${this.config.currencies.join(", ")}`);
+      throw refusal("UNKNOWN_CURRENCY", `currency ${currency} is not issued here; choose one of ${this.config.currencies.join(", ")}`);
     }
     let ks: Uint8Array;
     try {
       ks = openSessionKey(this.keys.centerKeyPair(), req.walletId, req.sealedSessionKey);
     } catch {
-      throw invalidArgument("BAD_SEALED_KEY", "sealed_session_key does not open with this center's key; fetch GetCenterInfo and pin its public_key");
+      throw refusal("BAD_SEALED_KEY", "sealed_session_key does not open with this center's key; fetch GetCenterInfo and pin its public_key");
     }
     const sealedHash = sha256(req.sealedSessionKey);
     const custom = this.keys.current("custom");
@@ -364,27 +370,36 @@ export class PaymentCenter {
       if (r.status === "done") return reply;
       if (r.status === "replayed") return fromBinary(RegisterResponseSchema, r.reply);
       if (r.refusal === "WALLET_ID_TAKEN") {
-        throw alreadyExists("WALLET_ID_TAKEN", "this wallet_id is registered with a different session key; generate a new wallet id");
+        throw refusal("WALLET_ID_TAKEN", "this wallet_id is registered with a different session key; generate a new wallet id");
       }
     }
-    throw unavailable("SERIAL_COLLISION", "could not allocate a customer serial; retry");
+    throw refusal("SERIAL_COLLISION", "could not allocate a customer serial; retry");
   }
 
-  // ---------------------------------------------------------------- M3 / S3
+  // ---------------------------------------------------------------- the journalled value step (M3-M7, S3-S7)
 
-  private async init(offer: Offer, kind: OfferKind): Promise<TransactionRecord> {
-    const bad = await this.offerInvalid(offer, kind);
-    if (bad) throw unauthenticated(bad.split(":")[0]!, bad);
-    if (offer.expiresAtUnix < this.nowSec()) {
-      throw failedPrecondition("OFFER_EXPIRED", "the seller's offer has expired; ask the seller for a new one");
-    }
-    const customerSerial = offer.customId!.serialNumber;
+  // The six patent calls, each one step of the table in steps.ts.
+  initIssue(req: InitIssueRequest): Promise<InitIssueResponse> { return this.initStep(ISSUE, req); }
+  initPayment(req: InitPaymentRequest): Promise<InitPaymentResponse> { return this.initStep(PAY, req); }
+  issue(req: IssueRequest): Promise<IssueResponse> { return this.executeStep(ISSUE, req); }
+  pay(req: PayRequest): Promise<PayResponse> { return this.executeStep(PAY, req); }
+  confirmIssue(req: ConfirmIssueRequest): Promise<ConfirmIssueResponse> { return this.confirmStep(ISSUE, req); }
+  confirmPayment(req: ConfirmPaymentRequest): Promise<ConfirmPaymentResponse> { return this.confirmStep(PAY, req); }
+
+  /** M3 / S3: record the seller's signed offer against its TranID. */
+  private async initStep<IQ extends InitShape, IR extends Msg>(spec: ValueStep<IQ, IR, unknown, Msg, unknown, Msg>, req: IQ): Promise<IR> {
+    this.checkHeader(req.header, [spec.init.cmd]);
+    const offer = spec.init.offer(req);
+    this.checkOfferShape(offer, spec.init.field);
+    const bad = await this.offerInvalid(offer, spec.offerKind);
+    if (bad) throw raise(bad);
+    if (offer.expiresAtUnix < this.nowSec()) throw refusal("OFFER_EXPIRED", "the seller's offer has expired; ask the seller for a new one");
     const r = await this.ledger.initTransaction(
       {
         vendorId: offer.vendorId,
         tranId: offer.tranId,
-        kind: kind === OfferKind.ISSUE ? "issue" : "pay",
-        customerSerial,
+        kind: spec.kind,
+        customerSerial: offer.customId!.serialNumber,
         amount: offer.amount,
         currency: offer.currency,
         campaignId: offer.campaignId,
@@ -396,109 +411,120 @@ export class PaymentCenter {
       },
       this.nowSec(),
     );
-    if (r.status === "refused") {
-      throw failedPrecondition(r.refusal, `${r.detail}`);
-    }
-    return r.tx;
+    if (r.status === "refused") throw refusal(ledgerReason(r.refusal), r.detail);
+    return initReply(spec.init.schema, header(spec.init.cmd, this.nowMs()), r.tx, stateOf(r.tx));
   }
 
-  async initIssue(req: InitIssueRequest): Promise<InitIssueResponse> {
-    this.checkCmd(req.header?.cmdType, [CmdType.GM3_1]);
-    this.checkOfferShape(req.permit, "permit");
-    const tx = await this.init(req.permit, OfferKind.ISSUE);
-    return create(InitIssueResponseSchema, { header: header(CmdType.GM3_1, this.nowMs()), tranId: tx.tranId, state: stateOf(tx) });
-  }
-
-  async initPayment(req: InitPaymentRequest): Promise<InitPaymentResponse> {
-    this.checkCmd(req.header?.cmdType, [CmdType.PM3_1]);
-    this.checkOfferShape(req.order, "order");
-    const tx = await this.init(req.order, OfferKind.PAY);
-    return create(InitPaymentResponseSchema, { header: header(CmdType.PM3_1, this.nowMs()), tranId: tx.tranId, state: stateOf(tx) });
-  }
-
-  // ---------------------------------------------------------------- M4 -> M5
-
-  /** The vendor a TranID belongs to is found through the transaction table; M4 names only the TranID. */
-  private async txForIssue(tranId: string, customerSerial: bigint): Promise<TransactionRecord | undefined> {
-    return this.ledger.getTransactionForCustomer(tranId, customerSerial, "issue");
-  }
-
-  async issue(req: IssueRequest): Promise<IssueResponse> {
-    const cmd = this.checkCmd(req.header?.cmdType, [CmdType.GM4_1, CmdType.GM4_2]);
-    this.checkTranId(req.tranId);
-    this.checkPCount(req.pCount);
-    this.checkScripShape(req.scrip, "scrip");
-    const scrip = req.scrip;
-    const cs = this.verifyRequestHash(scrip, cmd, req.tranId, req.pCount, req.scripHash);
+  /**
+   * M4 -> M5 / S4 -> S5: spend the presented scrip and issue one whose value
+   * differs by the TranID's amount, or cancel (GM4_2 / PM4_2). Refusals are
+   * answers, not errors: they echo the scrip (and pOder) with a hash for
+   * pCount + 1, as Tables 7 and 13 spell them.
+   */
+  private async executeStep<EQ extends HeaderShape, ER extends Msg>(spec: ValueStep<never, Msg, EQ, ER, unknown, Msg>, req: EQ): Promise<ER> {
+    const x = spec.execute;
+    const q = x.read(req);
+    const cmd = this.checkHeader(req.header, [x.cmds.run, x.cmds.cancel]);
+    this.checkPCount(q.pCount);
+    this.checkScripShape(q.scrip, "scrip");
+    if (x.offerField) this.checkOfferShape(q.order, x.offerField);
+    else this.checkTranId(q.tranId);
+    const scrip = q.scrip;
+    const { tranId, order } = q;
+    const cs = this.verifyRequestHash(scrip, cmd, tranId, q.pCount, q.hash, { order });
     const customer = scrip.scrip.customId!.serialNumber;
-
-    const refuse = (code: CmdType, reason: string, message: string): IssueResponse =>
-      create(IssueResponseSchema, {
-        header: header(code, this.nowMs(), message, reason),
-        tranId: req.tranId,
+    const p1 = q.pCount + 1;
+    const echo = (code: CmdType, why: Invalid, newScrip?: ScripType): ER =>
+      x.toReply({
+        header: header(code, this.nowMs(), why.message, why.reason),
+        tranId,
+        newScrip,
+        newScripHash: newScrip ? this.hashFor(cs, code, tranId, p1, newScrip) : new Uint8Array(0),
         scrip,
-        scripHash: this.hashFor(cs, code, req.tranId, req.pCount + 1, scrip),
-        pCount: req.pCount + 1,
+        scripHash: this.hashFor(cs, code, tranId, p1, scrip, order),
+        order,
+        pCount: p1,
       });
-
     try {
-      // Expiry is checked after the replay below: a retransmission of an M4
-      // that already executed gets its stored M5 even if the scrip has expired since.
-      const invalid = await this.scripInvalid(scrip, true);
-      if (invalid) return refuse(CmdType.GM5_2, invalid.split(":")[0]!, invalid);
+      // Expiry is checked after the replay below: a retransmission of an M4/S4
+      // that already executed gets its stored M5/S5 even if the scrip has expired since.
+      const invalid = (await this.scripInvalid(scrip, true)) ?? (order ? await this.pOderInvalid(order, scrip) : undefined);
+      if (invalid) return echo(x.codes.invalid, invalid);
       for (let attempt = 0; attempt < 4; attempt++) {
-        const tx = await this.txForIssue(req.tranId, customer);
-        if (!tx) return refuse(CmdType.GM5_3, "UNKNOWN_TRANSACTION", "no such TranID for this customer; send InitIssue (M3) with the seller's permit first");
-        if (cmd === CmdType.GM4_2) {
-          const r = await this.cancelTx(tx, scrip, cs, scrip.scrip.scripId!.serialNumber, (restored) =>
-            create(IssueResponseSchema, {
-              header: header(CmdType.GM5_3, this.nowMs(), "issuance cancelled at the wallet's request", "CANCELLED"),
-              tranId: req.tranId,
-              newScrip: restored?.scrip,
-              newScripHash: restored ? this.hashFor(cs, CmdType.GM5_3, req.tranId, req.pCount + 1, restored.scrip) : new Uint8Array(0),
-              scrip,
-              scripHash: this.hashFor(cs, CmdType.GM5_3, req.tranId, req.pCount + 1, scrip),
-              pCount: req.pCount + 1,
-            }),
+        const tx = await this.findTransaction(spec, tranId, customer, order);
+        if (!tx) return echo(x.codes.rejected, { reason: "UNKNOWN_TRANSACTION", message: x.unknownTransaction });
+        if ("reason" in tx) return echo(x.codes.rejected, tx);
+        if (cmd === x.cmds.cancel) {
+          const r = await this.cancelTx(spec, tx, scrip, x.schema, (restored) =>
+            echo(x.codes.rejected, { reason: "CANCELLED", message: x.cancelled }, restored),
           );
           if (r === "retry") continue;
-          if (r.status === "refused") return refuse(CmdType.GM5_3, r.refusal, r.detail);
-          const m5 = fromBinary(IssueResponseSchema, r.reply);
-          if (r.status === "replayed") {
-            // Stored for an earlier try: re-hash for this one's pCount + 1, as every error echo is.
-            m5.pCount = req.pCount + 1;
-            if (m5.scrip) m5.scripHash = this.hashFor(cs, CmdType.GM5_3, req.tranId, m5.pCount, m5.scrip);
-            if (m5.newScrip) m5.newScripHash = this.hashFor(cs, CmdType.GM5_3, req.tranId, m5.pCount, m5.newScrip);
-          }
-          return m5;
+          if (r.status === "refused") return echo(x.codes.rejected, { reason: ledgerReason(r.refusal), message: r.detail });
+          const m = fromBinary(x.schema, r.reply);
+          if (r.status === "done") return m;
+          // Stored for an earlier try: re-hashed for this one's pCount + 1, as every echo is.
+          const f = x.fromReply(m);
+          const code = f.header.cmdType;
+          f.pCount = p1;
+          if (f.scrip) f.scripHash = this.hashFor(cs, code, tranId, p1, f.scrip, f.order);
+          if (f.newScrip) f.newScripHash = this.hashFor(cs, code, tranId, p1, f.newScrip);
+          return x.toReply(f);
         }
-        // Fast path for a retransmitted M4 whose M5 was lost: same reply, nothing moves.
+        // A retransmitted M4/S4 whose M5/S5 was lost: the same reply, nothing moves.
         const stored = storedExecuteReply(tx, scrip);
-        if (stored) return fromBinary(IssueResponseSchema, stored);
-        if (this.expired(scrip)) return refuse(CmdType.GM5_2, "EXPIRED", EXPIRED_MESSAGE);
-        const value = scrip.scrip.value + tx.amount;
-        if (value > I64_MAX) return refuse(CmdType.GM5_3, "OVERFLOW", "the issued value would overflow the scrip");
-        const alg = this.algorithms[0]!;
-        const out = this.newScrip(alg, scrip, value, tx.item);
-        const reply = create(IssueResponseSchema, {
-          header: header(CmdType.GM5_1, this.nowMs()),
-          tranId: req.tranId,
+        if (stored) return fromBinary(x.schema, stored);
+        if (this.expired(scrip)) return echo(x.codes.invalid, { reason: "EXPIRED", message: EXPIRED_MESSAGE });
+        const value = x.value(scrip.scrip.value, tx.amount, tx.currency);
+        if (typeof value !== "bigint") return echo(x.codes.rejected, value);
+        const out = this.newScrip(this.algorithms[0]!, scrip, value, x.ad(tx, scrip));
+        const reply = x.toReply({
+          header: header(x.codes.ok, this.nowMs()),
+          tranId,
           newScrip: out.scrip,
-          newScripHash: this.hashFor(cs, CmdType.GM5_1, req.tranId, 0, out.scrip),
+          newScripHash: this.hashFor(cs, x.codes.ok, tranId, 0, out.scrip),
+          scripHash: new Uint8Array(0),
           pCount: 0,
         });
-        const r = await this.ledger.executeIssue(this.executeOp(tx, scrip, out.row, toBinary(IssueResponseSchema, reply)));
+        const r = await x.run(this.ledger, this.executeOp(tx, scrip, out.row, toBinary(x.schema, reply)));
         if (r.status === "done") return reply;
-        if (r.status === "replayed") return fromBinary(IssueResponseSchema, r.reply);
+        if (r.status === "replayed") return fromBinary(x.schema, r.reply);
         if (r.refusal === "STATE_CHANGED") continue;
         const validity = r.refusal === "SCRIP_NOT_LIVE" || r.refusal === "CURRENCY_MISMATCH";
-        return refuse(validity ? CmdType.GM5_2 : CmdType.GM5_3, r.refusal, r.detail);
+        return echo(validity ? x.codes.invalid : x.codes.rejected, { reason: ledgerReason(r.refusal), message: r.detail });
       }
-      return refuse(CmdType.GM5_4, "CONTENDED", "the transaction is busy; retransmit with pCount + 1");
+      return echo(x.codes.fault, { reason: "CONTENDED", message: "the transaction is busy; retransmit with pCount + 1" });
     } catch (e) {
-      if (isProtocolError(e)) throw e;
-      return refuse(CmdType.GM5_4, "SERVER_ERROR", "the payment server failed to process the request; retransmit with pCount + 1");
+      if (isCallerError(e)) throw e;
+      return echo(x.codes.fault, { reason: "SERVER_ERROR", message: "the payment server failed to process the request; retransmit with pCount + 1" });
     }
+  }
+
+  /** S4's pOder must be a valid order, to this customer, in the scrip's currency. */
+  private async pOderInvalid(order: Offer, scrip: ScripType): Promise<Invalid | undefined> {
+    const bad = await this.offerInvalid(order, OfferKind.PAY);
+    if (bad) return bad;
+    const id = scrip.scrip!.customId!;
+    if (order.customId!.serialNumber !== id.serialNumber || order.customId!.secretId !== id.secretId) {
+      return { reason: "WRONG_CUSTOMER", message: "this offer was made to another customer" };
+    }
+    if (order.currency !== scrip.scrip!.currency) {
+      return { reason: "CURRENCY_MISMATCH", message: `the price is in ${order.currency}, the scrip in ${scrip.scrip!.currency}` };
+    }
+    return undefined;
+  }
+
+  /**
+   * The TranID a request names. M4 names only the TranID, so it is found
+   * through the customer (unique per customer); S4 carries the pOder, so it is
+   * found through the seller and must be exactly that offer.
+   */
+  private async findTransaction(spec: AnyStep, tranId: string, customer: bigint, order: Offer | undefined): Promise<TransactionRecord | Invalid | undefined> {
+    if (!order) return this.ledger.getTransactionForCustomer(tranId, customer, spec.kind);
+    const tx = await this.ledger.getTransaction(order.vendorId, tranId);
+    if (tx && Buffer.compare(Buffer.from(tx.offerHash), Buffer.from(offerHash(order))) !== 0) {
+      return { reason: "OFFER_MISMATCH", message: "this pOder is not the offer the TranID was initialised with" };
+    }
+    return tx;
   }
 
   /** M4/S4's ledger operation: spend the presented scrip, make `out` live, store the reply. */
@@ -520,24 +546,26 @@ export class PaymentCenter {
    * `executed` the issued scrip is replaced by one carrying the value before
    * the transaction (under a fresh serial: the old serial stays dead).
    */
-  private async cancelTx(
+  private async cancelTx<R extends Msg>(
+    spec: AnyStep,
     tx: TransactionRecord,
     presented: ScripType,
-    cs: Uint8Array,
-    presentedSerial: bigint,
-    build: (restored: { scrip: ScripType } | undefined) => { $typeName: string },
+    schema: GenMessage<R>,
+    build: (restored: ScripType | undefined) => R,
   ): Promise<LedgerResult | "retry"> {
     if (tx.state === "cancelled" && tx.cancelReply) return { status: "replayed", reply: tx.cancelReply };
     if (tx.state === "confirmed") return { status: "refused", refusal: "TRANSACTION_STATE", detail: "already confirmed; it can no longer be cancelled" };
+    const presentedSerial = presented.scrip!.scripId!.serialNumber;
     let restored: { scrip: ScripType; row: ScripRow } | undefined;
     if (tx.state === "executed") {
-      const before = tx.kind === "issue"
-        ? presentedSerial === tx.inSerial ? presented.scrip!.value : presented.scrip!.value - tx.amount
-        : presentedSerial === tx.inSerial ? presented.scrip!.value : presented.scrip!.value + tx.amount;
+      const isInput = presentedSerial === tx.inSerial;
+      const before = spec.restoredValue(presented.scrip!.value, tx.amount, isInput);
       if (before < 0n || before > I64_MAX) return { status: "refused", refusal: "SCRIP_NOT_LIVE", detail: "the presented scrip does not belong to this transaction" };
-      restored = this.newScrip(this.algorithms[0]!, presented, before, presented.scrip!.ad);
+      // The restored scrip is the one from before the transaction: an undone
+      // issuance's `ad` (the campaign item that paid) does not stay on it.
+      restored = this.newScrip(this.algorithms[0]!, presented, before, isInput ? presented.scrip!.ad : spec.restoredAd(presented));
     }
-    const reply = build(restored ? { scrip: restored.scrip } : undefined);
+    const reply = toBinary(schema, build(restored?.scrip));
     let r: LedgerResult;
     try {
       r = await this.ledger.cancel({
@@ -547,7 +575,7 @@ export class PaymentCenter {
         expectState: tx.state === "executed" ? "executed" : "initiated",
         presentedSerial,
         restored: restored?.row ?? null,
-        reply: encodeAny(reply),
+        reply,
         now: this.nowSec(),
       });
     } catch (e) {
@@ -557,212 +585,85 @@ export class PaymentCenter {
       throw e;
     }
     if (r.status === "refused" && r.refusal === "STATE_CHANGED") return "retry";
-    if (r.status === "done") return { status: "done", reply: encodeAny(reply) };
+    if (r.status === "done") return { status: "done", reply };
     return r;
   }
 
-  // ---------------------------------------------------------------- M6 -> M7
-
-  async confirmIssue(req: ConfirmIssueRequest): Promise<ConfirmIssueResponse> {
-    const cmd = this.checkCmd(req.header?.cmdType, [CmdType.GM6_1, CmdType.GM6_2, CmdType.GM6_3]);
-    this.checkTranId(req.tranId);
-    this.checkPCount(req.pCount);
-    this.checkScripShape(req.newScrip, "new_scrip");
-    const s = req.newScrip;
-    const cs = this.verifyRequestHash(s, cmd, req.tranId, req.pCount, req.newScripHash);
+  /** M6 -> M7 / S6 -> PM7: confirm (the seller is paid, a payment earns a receipt), resend, or undo. */
+  private async confirmStep<CQ extends HeaderShape, CR extends ConfirmShape>(spec: ValueStep<never, Msg, never, Msg, CQ, CR>, req: CQ): Promise<CR> {
+    const c = spec.confirm;
+    const q = c.read(req);
+    const cmd = this.checkHeader(req.header, [c.cmds.done, c.cmds.resend, c.cmds.undo]);
+    this.checkTranId(q.tranId);
+    this.checkPCount(q.pCount);
+    this.checkScripShape(q.scrip, "new_scrip");
+    const s = q.scrip;
+    const tranId = q.tranId;
+    const cs = this.verifyRequestHash(s, cmd, tranId, q.pCount, q.hash);
     const customer = s.scrip.customId!.serialNumber;
     const serial = s.scrip.scripId!.serialNumber;
-    const m7 = (state: TransactionState, scrip: ScripType | undefined, message = "", reason = ""): ConfirmIssueResponse =>
-      create(ConfirmIssueResponseSchema, {
-        header: header(CmdType.GM7_1, this.nowMs(), message, reason),
-        tranId: req.tranId,
+    const reply = (state: TransactionState, scrip: ScripType | undefined, receipt?: Receipt): CR =>
+      c.toReply({
+        header: header(c.code, this.nowMs()),
+        tranId,
         state,
         scrip,
-        scripHash: scrip ? this.hashFor(cs, CmdType.GM7_1, req.tranId, req.pCount + 1, scrip) : new Uint8Array(0),
+        scripHash: scrip ? this.hashFor(cs, c.code, tranId, q.pCount + 1, scrip) : new Uint8Array(0),
+        receipt,
       });
     // Every variant presents a scrip, and an undo moves value: it must be ours, unaltered.
     const invalid = await this.scripInvalid(s, true);
-    if (invalid) throw failedPrecondition(invalid.split(":")[0]!, invalid);
+    if (invalid) throw raise(invalid);
     for (let attempt = 0; attempt < 4; attempt++) {
-      const tx = await this.txForIssue(req.tranId, customer);
-      if (!tx) throw failedPrecondition("UNKNOWN_TRANSACTION", "no such TranID for this customer");
-      if (cmd === CmdType.GM6_2) {
-        // Resend the M5 scrip: nothing changes at the center.
-        if (!tx.executeReply) throw failedPrecondition("TRANSACTION_STATE", `TranID is ${tx.state}; there is no issued scrip to resend`);
-        const m5 = fromBinary(IssueResponseSchema, tx.executeReply);
-        return m7(stateOf(tx), m5.newScrip);
+      const tx = await this.ledger.getTransactionForCustomer(tranId, customer, spec.kind);
+      if (!tx) throw refusal("UNKNOWN_TRANSACTION", "no such TranID for this customer");
+      if (cmd === c.cmds.resend) {
+        // Resend the M5/S5 scrip: nothing changes at the center.
+        if (!tx.executeReply) throw refusal("TRANSACTION_STATE", `TranID is ${tx.state}; ${c.nothingToResend}`);
+        return reply(stateOf(tx), spec.execute.fromReply(fromBinary(spec.execute.schema, tx.executeReply)).newScrip);
       }
-      if (cmd === CmdType.GM6_3) {
-        const r = await this.cancelTx(tx, s, cs, serial, (restored) =>
-          m7(TransactionState.CANCELLED, restored?.scrip, "issuance cancelled", "CANCELLED"),
-        );
+      if (cmd === c.cmds.undo) {
+        const r = await this.cancelTx(spec, tx, s, c.schema, (restored) => reply(TransactionState.CANCELLED, restored));
         if (r === "retry") continue;
-        if (r.status === "refused") throw failedPrecondition(r.refusal, r.detail);
-        return this.rehashIssueConfirm(fromBinary(ConfirmIssueResponseSchema, r.reply), cs, req.pCount);
+        if (r.status === "refused") throw refusal(ledgerReason(r.refusal), r.detail);
+        return this.rehashConfirm(c.code, fromBinary(c.schema, r.reply), cs, q.pCount);
       }
-      const reply = m7(TransactionState.CONFIRMED, s);
-      const r = await this.ledger.confirm({
-        vendorId: tx.vendorId,
-        tranId: tx.tranId,
-        customerSerial: customer,
-        presentedSerial: serial,
-        reply: toBinary(ConfirmIssueResponseSchema, reply),
-        now: this.nowSec(),
-      });
-      if (r.status === "refused" && r.refusal === "STATE_CHANGED") continue;
-      if (r.status === "refused") throw failedPrecondition(r.refusal, r.detail);
-      if (r.status === "done") this.events.emit("settlement", tx.vendorId);
-      return r.status === "done" ? reply : this.rehashIssueConfirm(fromBinary(ConfirmIssueResponseSchema, r.reply), cs, req.pCount);
-    }
-    throw unavailable("CONTENDED", "the transaction is busy; retry");
-  }
-
-  // ---------------------------------------------------------------- S4 -> S5
-
-  async pay(req: PayRequest): Promise<PayResponse> {
-    const cmd = this.checkCmd(req.header?.cmdType, [CmdType.PM4_1, CmdType.PM4_2]);
-    this.checkPCount(req.pCount);
-    this.checkScripShape(req.scrip, "scrip");
-    this.checkOfferShape(req.order, "order");
-    const scrip = req.scrip;
-    const order = req.order;
-    const cs = this.verifyRequestHash(scrip, cmd, order.tranId, req.pCount, req.hash, { order });
-    const customer = scrip.scrip.customId!.serialNumber;
-    const refuse = (code: CmdType, reason: string, message: string): PayResponse =>
-      create(PayResponseSchema, {
-        header: header(code, this.nowMs(), message, reason),
-        scrip,
-        order,
-        hash: this.hashFor(cs, code, order.tranId, req.pCount + 1, scrip, order),
-        pCount: req.pCount + 1,
-      });
-    try {
-      const invalid = (await this.scripInvalid(scrip, true)) ?? (await this.offerInvalid(order, OfferKind.PAY));
-      if (invalid) return refuse(CmdType.PM5_2, invalid.split(":")[0]!, invalid);
-      if (order.customId!.serialNumber !== customer || order.customId!.secretId !== scrip.scrip.customId!.secretId) {
-        return refuse(CmdType.PM5_2, "WRONG_CUSTOMER", "this offer was made to another customer");
-      }
-      if (order.currency !== scrip.scrip.currency) return refuse(CmdType.PM5_2, "CURRENCY_MISMATCH", `the price is in ${order.currency}, the scrip in ${scrip.scrip.currency}`);
-      for (let attempt = 0; attempt < 4; attempt++) {
-        const tx = await this.ledger.getTransaction(order.vendorId, order.tranId);
-        if (!tx) return refuse(CmdType.PM5_2, "UNKNOWN_TRANSACTION", "no such TranID; send InitPayment (S3) with the offer first");
-        if (Buffer.compare(Buffer.from(tx.offerHash), Buffer.from(offerHash(order))) !== 0) {
-          return refuse(CmdType.PM5_2, "OFFER_MISMATCH", "this pOder is not the offer the TranID was initialised with");
-        }
-        if (cmd === CmdType.PM4_2) {
-          const r = await this.cancelTx(tx, scrip, cs, scrip.scrip.scripId!.serialNumber, (restored) =>
-            create(PayResponseSchema, {
-              header: header(CmdType.PM5_2, this.nowMs(), "payment cancelled at the wallet's request", "CANCELLED"),
-              newScrip: restored?.scrip,
-              newScripHash: restored ? this.hashFor(cs, CmdType.PM5_2, order.tranId, req.pCount + 1, restored.scrip) : new Uint8Array(0),
-              scrip,
-              order,
-              hash: this.hashFor(cs, CmdType.PM5_2, order.tranId, req.pCount + 1, scrip, order),
-              pCount: req.pCount + 1,
-            }),
-          );
-          if (r === "retry") continue;
-          if (r.status === "refused") return refuse(CmdType.PM5_2, r.refusal, r.detail);
-          const s5 = fromBinary(PayResponseSchema, r.reply);
-          if (r.status === "replayed") {
-            s5.pCount = req.pCount + 1;
-            if (s5.scrip) s5.hash = this.hashFor(cs, CmdType.PM5_2, order.tranId, s5.pCount, s5.scrip, s5.order);
-            if (s5.newScrip) s5.newScripHash = this.hashFor(cs, CmdType.PM5_2, order.tranId, s5.pCount, s5.newScrip);
-          }
-          return s5;
-        }
-        const stored = storedExecuteReply(tx, scrip);
-        if (stored) return fromBinary(PayResponseSchema, stored);
-        if (this.expired(scrip)) return refuse(CmdType.PM5_2, "EXPIRED", EXPIRED_MESSAGE);
-        if (scrip.scrip.value < tx.amount) {
-          return refuse(CmdType.PM5_2, "INSUFFICIENT_VALUE", `the scrip holds ${scrip.scrip.value} ${tx.currency}; the price is ${tx.amount}. Earn more first`);
-        }
-        const out = this.newScrip(this.algorithms[0]!, scrip, scrip.scrip.value - tx.amount, scrip.scrip.ad);
-        const reply = create(PayResponseSchema, {
-          header: header(CmdType.PM5_1, this.nowMs()),
-          newScrip: out.scrip,
-          newScripHash: this.hashFor(cs, CmdType.PM5_1, order.tranId, 0, out.scrip),
-          pCount: 0,
-        });
-        const r = await this.ledger.executePayment(this.executeOp(tx, scrip, out.row, toBinary(PayResponseSchema, reply)));
-        if (r.status === "done") return reply;
-        if (r.status === "replayed") return fromBinary(PayResponseSchema, r.reply);
-        if (r.refusal === "STATE_CHANGED") continue;
-        return refuse(CmdType.PM5_2, r.refusal, r.detail);
-      }
-      return refuse(CmdType.PM5_3, "CONTENDED", "the transaction is busy; retransmit with pCount + 1");
-    } catch (e) {
-      if (isProtocolError(e)) throw e;
-      return refuse(CmdType.PM5_3, "SERVER_ERROR", "the payment server failed to process the payment; retransmit with pCount + 1");
-    }
-  }
-
-  // ---------------------------------------------------------------- S6 -> receipt
-
-  async confirmPayment(req: ConfirmPaymentRequest): Promise<ConfirmPaymentResponse> {
-    const cmd = this.checkCmd(req.header?.cmdType, [CmdType.PM6_1, CmdType.PM6_2, CmdType.PM6_3]);
-    this.checkTranId(req.tranId);
-    this.checkPCount(req.pCount);
-    this.checkScripShape(req.newScrip, "new_scrip");
-    const s = req.newScrip;
-    const cs = this.verifyRequestHash(s, cmd, req.tranId, req.pCount, req.newScripHash);
-    const customer = s.scrip.customId!.serialNumber;
-    const serial = s.scrip.scripId!.serialNumber;
-    const reply = (state: TransactionState, scrip: ScripType | undefined, receipt?: Receipt, message = "", reason = ""): ConfirmPaymentResponse =>
-      create(ConfirmPaymentResponseSchema, {
-        header: header(CmdType.PM7_1, this.nowMs(), message, reason),
-        tranId: req.tranId,
-        state,
-        receipt,
-        scrip,
-        scripHash: scrip ? this.hashFor(cs, CmdType.PM7_1, req.tranId, req.pCount + 1, scrip) : new Uint8Array(0),
-      });
-    const invalid = await this.scripInvalid(s, true);
-    if (invalid) throw failedPrecondition(invalid.split(":")[0]!, invalid);
-    for (let attempt = 0; attempt < 4; attempt++) {
-      const tx = await this.ledger.getTransactionForCustomer(req.tranId, customer, "pay");
-      if (!tx) throw failedPrecondition("UNKNOWN_TRANSACTION", "no such TranID for this customer");
-      if (cmd === CmdType.PM6_2) {
-        if (!tx.executeReply) throw failedPrecondition("TRANSACTION_STATE", `TranID is ${tx.state}; there is no change scrip to resend`);
-        return reply(stateOf(tx), fromBinary(PayResponseSchema, tx.executeReply).newScrip);
-      }
-      if (cmd === CmdType.PM6_3) {
-        const r = await this.cancelTx(tx, s, cs, serial, (restored) => reply(TransactionState.CANCELLED, restored?.scrip, undefined, "payment undone", "CANCELLED"));
-        if (r === "retry") continue;
-        if (r.status === "refused") throw failedPrecondition(r.refusal, r.detail);
-        return this.rehashPaymentConfirm(fromBinary(ConfirmPaymentResponseSchema, r.reply), cs, req.pCount);
-      }
-      const vkSecret = await this.vendorKey(tx.vendorId, tx.vendorKeyId);
-      if (!vkSecret) throw unavailable("VENDOR_KEY_MISSING", "the seller has no key at this center");
-      const vk = { keyId: tx.vendorKeyId, secret: vkSecret };
-      const receipt = create(ReceiptSchema, {
-        vendorId: tx.vendorId,
-        tranId: tx.tranId,
-        requestUrl: tx.item,
-        price: tx.amount,
-        currency: tx.currency,
-        deliveryMethod: tx.deliveryMethod,
-        customId: create(IdTypeSchema, { secretId: s.scrip.customId!.secretId, serialNumber: customer }),
-        paidAtUnix: this.nowSec(),
-        vendorKeyId: vk.keyId,
-        hashAlgorithm: HashAlgorithm.HMAC_SHA256,
-      });
-      receipt.mac = computeReceiptMac(vk.secret, receipt);
+      const receipt = c.receipt ? await this.receipt(tx, s) : undefined;
       const out = reply(TransactionState.CONFIRMED, s, receipt);
       const r = await this.ledger.confirm({
         vendorId: tx.vendorId,
         tranId: tx.tranId,
         customerSerial: customer,
         presentedSerial: serial,
-        reply: toBinary(ConfirmPaymentResponseSchema, out),
+        reply: toBinary(c.schema, out),
         now: this.nowSec(),
       });
       if (r.status === "refused" && r.refusal === "STATE_CHANGED") continue;
-      if (r.status === "refused") throw failedPrecondition(r.refusal, r.detail);
+      if (r.status === "refused") throw refusal(ledgerReason(r.refusal), r.detail);
       if (r.status === "done") this.events.emit("settlement", tx.vendorId);
-      return r.status === "done" ? out : this.rehashPaymentConfirm(fromBinary(ConfirmPaymentResponseSchema, r.reply), cs, req.pCount);
+      return r.status === "done" ? out : this.rehashConfirm(c.code, fromBinary(c.schema, r.reply), cs, q.pCount);
     }
-    throw unavailable("CONTENDED", "the transaction is busy; retry");
+    throw refusal("CONTENDED", "the transaction is busy; retry");
+  }
+
+  /** The seller's proof of payment (S6 -> PM7), MACed with the vendor secret the offer was signed with. */
+  private async receipt(tx: TransactionRecord, s: ScripType): Promise<Receipt> {
+    const secret = await this.vendorKey(tx.vendorId, tx.vendorKeyId);
+    if (!secret) throw refusal("VENDOR_KEY_MISSING", "the seller has no key at this center");
+    const receipt = create(ReceiptSchema, {
+      vendorId: tx.vendorId,
+      tranId: tx.tranId,
+      requestUrl: tx.item,
+      price: tx.amount,
+      currency: tx.currency,
+      deliveryMethod: tx.deliveryMethod,
+      customId: create(IdTypeSchema, { secretId: s.scrip!.customId!.secretId, serialNumber: tx.customerSerial }),
+      paidAtUnix: this.nowSec(),
+      vendorKeyId: tx.vendorKeyId,
+      hashAlgorithm: HashAlgorithm.HMAC_SHA256,
+    });
+    receipt.mac = computeReceiptMac(secret, receipt);
+    return receipt;
   }
 
   /**
@@ -770,31 +671,26 @@ export class PaymentCenter {
    * try's pCount + 1. Re-made for this request so every reply the wallet gets
    * follows one rule. Nothing else in it changes.
    */
-  private rehashIssueConfirm(m: ConfirmIssueResponse, cs: Uint8Array, pCount: number): ConfirmIssueResponse {
-    if (m.scrip) m.scripHash = this.hashFor(cs, CmdType.GM7_1, m.tranId, pCount + 1, m.scrip);
-    return m;
-  }
-
-  private rehashPaymentConfirm(m: ConfirmPaymentResponse, cs: Uint8Array, pCount: number): ConfirmPaymentResponse {
-    if (m.scrip) m.scripHash = this.hashFor(cs, CmdType.PM7_1, m.tranId, pCount + 1, m.scrip);
+  private rehashConfirm<CR extends ConfirmShape>(code: CmdType, m: CR, cs: Uint8Array, pCount: number): CR {
+    if (m.scrip) m.scripHash = this.hashFor(cs, code, m.tranId, pCount + 1, m.scrip);
     return m;
   }
 
   // ---------------------------------------------------------------- renew / redeem
 
   private checkRequestId(id: string): void {
-    if (!ID_PATTERN.test(id)) throw invalidArgument("BAD_REQUEST_ID", "request_id must be 1-128 characters of [A-Za-z0-9._:-]");
+    if (!ID_PATTERN.test(id)) throw refusal("BAD_REQUEST_ID", "request_id must be 1-128 characters of [A-Za-z0-9._:-]");
   }
 
   async renew(req: RenewRequest): Promise<RenewResponse> {
-    this.checkCmd(req.header?.cmdType, [CmdType.RN1]);
+    this.checkHeader(req.header, [CmdType.RN1]);
     this.checkRequestId(req.requestId);
     this.checkPCount(req.pCount);
     this.checkScripShape(req.scrip, "scrip");
     const s = req.scrip;
     const cs = this.verifyRequestHash(s, CmdType.RN1, req.requestId, req.pCount, req.scripHash);
     const invalid = await this.scripInvalid(s, true);
-    if (invalid) throw failedPrecondition(invalid.split(":")[0]!, invalid);
+    if (invalid) throw raise(invalid);
     const out = this.newScrip(this.algorithms[0]!, s, s.scrip.value, s.scrip.ad);
     const reply = create(RenewResponseSchema, {
       header: header(CmdType.RN2, this.nowMs()),
@@ -811,30 +707,30 @@ export class PaymentCenter {
       reply: toBinary(RenewResponseSchema, reply),
       now: this.nowSec(),
     });
-    if (r.status === "refused") throw failedPrecondition(r.refusal, r.detail);
+    if (r.status === "refused") throw refusal(ledgerReason(r.refusal), r.detail);
     return r.status === "done" ? reply : fromBinary(RenewResponseSchema, r.reply);
   }
 
   async redeem(req: RedeemRequest): Promise<RedeemResponse> {
-    this.checkCmd(req.header?.cmdType, [CmdType.RD1]);
+    this.checkHeader(req.header, [CmdType.RD1]);
     this.checkRequestId(req.requestId);
     this.checkPCount(req.pCount);
     this.checkScripShape(req.scrip, "scrip");
-    if (req.amount < 0n) throw invalidArgument("BAD_AMOUNT", "amount must not be negative (0 redeems everything)");
-    if (!req.payoutAccount || req.payoutAccount.length > 256) throw invalidArgument("BAD_PAYOUT_ACCOUNT", "payout_account is required (at most 256 characters)");
+    if (req.amount < 0n) throw refusal("BAD_AMOUNT", "amount must not be negative (0 redeems everything)");
+    if (!req.payoutAccount || req.payoutAccount.length > 256) throw refusal("BAD_PAYOUT_ACCOUNT", "payout_account is required (at most 256 characters)");
     const s = req.scrip;
     const cs = this.verifyRequestHash(s, CmdType.RD1, req.requestId, req.pCount, req.scripHash, {
       amount: req.amount,
       account: req.payoutAccount,
     });
     const invalid = await this.scripInvalid(s, true);
-    if (invalid) throw failedPrecondition(invalid.split(":")[0]!, invalid);
+    if (invalid) throw raise(invalid);
     const amount = req.amount === 0n ? s.scrip.value : req.amount;
     const min = this.threshold[s.scrip.currency] ?? 0n;
     if (amount < min || amount <= 0n) {
-      throw failedPrecondition("BELOW_THRESHOLD", `redemption needs at least ${min} ${s.scrip.currency}; this request is for ${amount}`);
+      throw refusal("BELOW_THRESHOLD", `redemption needs at least ${min} ${s.scrip.currency}; this request is for ${amount}`);
     }
-    if (amount > s.scrip.value) throw failedPrecondition("INSUFFICIENT_VALUE", `the scrip holds ${s.scrip.value}; cannot redeem ${amount}`);
+    if (amount > s.scrip.value) throw refusal("INSUFFICIENT_VALUE", `the scrip holds ${s.scrip.value}; cannot redeem ${amount}`);
     const out = this.newScrip(this.algorithms[0]!, s, s.scrip.value - amount, s.scrip.ad);
     const payoutId = `po_${hex(randomBytes(12))}`;
     const reply = create(RedeemResponseSchema, {
@@ -868,17 +764,17 @@ export class PaymentCenter {
       reply: toBinary(RedeemResponseSchema, reply),
       now: this.nowSec(),
     });
-    if (r.status === "refused") throw failedPrecondition(r.refusal, r.detail);
+    if (r.status === "refused") throw refusal(ledgerReason(r.refusal), r.detail);
     return r.status === "done" ? reply : fromBinary(RedeemResponseSchema, r.reply);
   }
 
   // ---------------------------------------------------------------- settlements
 
   async authenticateVendor(vendorId: string, afterSequence: bigint, timestampMs: bigint, keyId: number, mac: Uint8Array): Promise<void> {
-    const fail = () => unauthenticated("BAD_VENDOR_MAC", "the settlement request's MAC does not verify; sign it with your current vendor secret");
+    const fail = () => refusal("BAD_VENDOR_MAC", "the settlement request's MAC does not verify; sign it with your current vendor secret");
     if (mac.length !== MAC_BYTES) throw fail();
     if (Math.abs(Number(timestampMs) - this.nowMs()) > SETTLEMENT_REQUEST_SKEW_MS) {
-      throw unauthenticated("STALE_REQUEST", "timestamp_unix_ms is more than 5 minutes from the center's clock; check your clock");
+      throw refusal("STALE_REQUEST", "timestamp_unix_ms is more than 5 minutes from the center's clock; check your clock");
     }
     const key = await this.vendorKey(vendorId, keyId);
     if (!key || !verifySettlementsMac(HashAlgorithm.HMAC_SHA256, key, vendorId, afterSequence, timestampMs, mac)) throw fail();
@@ -887,7 +783,7 @@ export class PaymentCenter {
   async listSettlements(req: ListSettlementsRequest): Promise<ListSettlementsResponse> {
     await this.authenticateVendor(req.vendorId, req.afterSequence, req.timestampUnixMs, req.vendorKeyId, req.mac);
     const limit = req.limit === 0 ? 100 : req.limit;
-    if (limit > 1000) throw invalidArgument("LIMIT_TOO_HIGH", "limit is at most 1000");
+    if (limit > 1000) throw refusal("LIMIT_TOO_HIGH", "limit is at most 1000");
     const rows = await this.ledger.listSettlements(req.vendorId, req.afterSequence, limit);
     return create(ListSettlementsResponseSchema, {
       header: header(CmdType.ST2, this.nowMs()),
@@ -932,20 +828,12 @@ function stateOf(tx: TransactionRecord): TransactionState {
   }
 }
 
-const SCHEMAS = {
-  "scripwire.v1.IssueResponse": IssueResponseSchema,
-  "scripwire.v1.PayResponse": PayResponseSchema,
-  "scripwire.v1.ConfirmIssueResponse": ConfirmIssueResponseSchema,
-  "scripwire.v1.ConfirmPaymentResponse": ConfirmPaymentResponseSchema,
-} as const;
-
-function encodeAny(m: { $typeName: string }): Uint8Array {
-  const schema = SCHEMAS[m.$typeName as keyof typeof SCHEMAS];
-  if (!schema) throw new Error(`no schema for ${m.$typeName}`);
-  return toBinary(schema as never, m as never);
+/** A ledger refusal as a catalogued reason: a lost race that was not retried away is contention. */
+function ledgerReason(r: Refusal): Reason {
+  return r === "STATE_CHANGED" ? "CONTENDED" : r;
 }
 
 /** Errors that are the caller's fault pass through; anything else becomes GM5_4 / PM5_3. */
-function isProtocolError(e: unknown): boolean {
-  return e instanceof Error && (e.name === "ConnectError" || e instanceof RangeError || e.name === "UnsupportedAlgorithmError");
+function isCallerError(e: unknown): boolean {
+  return e instanceof ProtocolError || e instanceof RangeError || e instanceof UnsupportedAlgorithmError;
 }

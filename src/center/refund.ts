@@ -25,7 +25,8 @@ import { CmdType, IdTypeSchema, RefundSchema, type Refund } from "../../gen/scri
 import { MAC_BYTES } from "../crypto/mac.js";
 import { verifyRefundMac } from "../crypto/sync-auth.js";
 import type { RefundRecord } from "../ledger/ledger.js";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound, unauthenticated } from "../protocol/errors.js";
+import { invalidArgument, unauthenticated } from "../server/errors.js";
+import { refusal } from "../protocol/refusal.js";
 import { header } from "../protocol/header.js";
 import type { PaymentCenter } from "./center.js";
 import { SETTLEMENT_REQUEST_SKEW_MS } from "./center.js";
@@ -82,16 +83,8 @@ export class RefundService {
       ...args,
       now: BigInt(Math.floor(this.clock() / 1000)),
     });
-    if (r.status === "refused") {
-      switch (r.refusal) {
-        case "UNKNOWN_TRANSACTION":
-          throw notFound(r.refusal, r.detail);
-        case "ALREADY_REFUNDED":
-          throw alreadyExists(r.refusal, r.detail);
-        default:
-          throw failedPrecondition(r.refusal, r.detail);
-      }
-    }
+    // Each reason has its one code (src/protocol/refusal.ts), mapped by the service adapter.
+    if (r.status === "refused") throw refusal(r.refusal, r.detail);
     if (r.status === "done") this.center.events.emit("settlement", args.vendorId);
     const c = await this.customId(r.refund);
     return toRefund(r.refund, c);

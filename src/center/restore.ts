@@ -37,7 +37,7 @@ import { computeCertificate } from "../crypto/scrip-auth.js";
 import { computeSyncReplyHash, SYNC_NONCE_MAX, SYNC_NONCE_MIN, verifySyncRequestHash } from "../crypto/sync-auth.js";
 import type { RefundRecord, ScripRow, TransactionRecord } from "../ledger/ledger.js";
 import { I64_MAX } from "../money.js";
-import { invalidArgument, resourceExhausted, unauthenticated, unavailable } from "../protocol/errors.js";
+import { invalidArgument, resourceExhausted, unauthenticated, unavailable } from "../server/errors.js";
 import { header } from "../protocol/header.js";
 import { addressKey, TokenBuckets, type BucketOptions } from "../server/limits.js";
 import type { PaymentCenter } from "./center.js";
@@ -117,7 +117,7 @@ export class SyncService {
     if (req.nonce.length < SYNC_NONCE_MIN || req.nonce.length > SYNC_NONCE_MAX) {
       throw invalidArgument("BAD_NONCE", `nonce must be ${SYNC_NONCE_MIN}..${SYNC_NONCE_MAX} fresh random bytes`);
     }
-    if (req.hash.length !== MAC_BYTES) throw invalidArgument("BAD_HASH", `hash must be ${MAC_BYTES} bytes`);
+    if (req.hash.length !== MAC_BYTES) throw invalidArgument("BAD_LENGTH", `hash must be ${MAC_BYTES} bytes`);
     if (remoteAddress) this.limit(this.addresses, addressKey(remoteAddress), "from this address");
     this.limit(this.customers, `${id.secretId}/${id.serialNumber}`, "for this customer");
 

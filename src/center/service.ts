@@ -9,10 +9,9 @@ import { CenterAdminService, KeyKind, type Campaign } from "../../gen/scripwire/
 import { GetCheckpointResponseSchema, PaymentCenterService, WatchSettlementsResponseSchema } from "../../gen/scripwire/v1/center_pb.js";
 import { toCheckpointMessage } from "./sealing.js";
 import { PayoutSchema } from "../../gen/scripwire/v1/types_pb.js";
-import { UnsupportedAlgorithmError } from "../crypto/mac.js";
-import { LedgerError, type CampaignRecord } from "../ledger/ledger.js";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../protocol/errors.js";
+import type { CampaignRecord } from "../ledger/ledger.js";
 import { AdminGuard } from "../server/admin-guard.js";
+import { alreadyExists, invalidArgument, mapErrors, mapServiceErrors, notFound, toConnectError } from "../server/errors.js";
 import type { Logger } from "../server/log.js";
 import { REMOTE_ADDRESS } from "../server/limits.js";
 import { toSettlement, type PaymentCenter } from "./center.js";
@@ -23,22 +22,6 @@ import { SyncService, type SyncOptions } from "./restore.js";
 export const SETTLEMENT_POLL_MS = 1_000;
 const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/**
- * Values no canonical encoding accepts (a negative enum from the wire, an
- * unknown hash algorithm) surface as RangeError / UnsupportedAlgorithmError
- * deep in the crypto: they are the caller's malformed input, not our failure.
- */
-async function guard<T>(f: () => Promise<T> | T): Promise<T> {
-  try {
-    return await f();
-  } catch (e) {
-    if (e instanceof RangeError || e instanceof UnsupportedAlgorithmError) {
-      throw invalidArgument("BAD_FIELD", `a field is out of range: ${e.message}`);
-    }
-    throw e;
-  }
-}
-
 export interface PaymentCenterServiceOptions {
   /** Restore/sync rate limits (on by default, see restore.ts). */
   sync?: SyncOptions;
@@ -48,20 +31,20 @@ export function paymentCenterService(center: PaymentCenter, opts: PaymentCenterS
   const syncs = new SyncService(center, opts.sync);
   const refunds = new RefundService(center);
   return {
-    sync: (req, ctx: HandlerContext) => guard(() => syncs.sync(req, ctx.values.get(REMOTE_ADDRESS))),
-    refundPayment: (req) => guard(() => refunds.refundBySeller(req)),
+    sync: (req, ctx: HandlerContext) => mapErrors(() => syncs.sync(req, ctx.values.get(REMOTE_ADDRESS))),
+    refundPayment: (req) => mapErrors(() => refunds.refundBySeller(req)),
     getCenterInfo: () => center.info(),
-    register: (req) => guard(() => center.register(req)),
-    initIssue: (req) => guard(() => center.initIssue(req)),
-    issue: (req) => guard(() => center.issue(req)),
-    confirmIssue: (req) => guard(() => center.confirmIssue(req)),
-    initPayment: (req) => guard(() => center.initPayment(req)),
-    pay: (req) => guard(() => center.pay(req)),
-    confirmPayment: (req) => guard(() => center.confirmPayment(req)),
-    renew: (req) => guard(() => center.renew(req)),
-    redeem: (req) => guard(() => center.redeem(req)),
+    register: (req) => mapErrors(() => center.register(req)),
+    initIssue: (req) => mapErrors(() => center.initIssue(req)),
+    issue: (req) => mapErrors(() => center.issue(req)),
+    confirmIssue: (req) => mapErrors(() => center.confirmIssue(req)),
+    initPayment: (req) => mapErrors(() => center.initPayment(req)),
+    pay: (req) => mapErrors(() => center.pay(req)),
+    confirmPayment: (req) => mapErrors(() => center.confirmPayment(req)),
+    renew: (req) => mapErrors(() => center.renew(req)),
+    redeem: (req) => mapErrors(() => center.redeem(req)),
     listSettlements: (req) =>
-      guard(async () => {
+      mapErrors(async () => {
         const r = await center.listSettlements(req);
         // The journal's latest checkpoint rides along, for the seller to keep.
         r.checkpoint = toCheckpointMessage(await center.ledger.latestCheckpoint());
@@ -69,7 +52,7 @@ export function paymentCenterService(center: PaymentCenter, opts: PaymentCenterS
       }),
     getCheckpoint: async () => create(GetCheckpointResponseSchema, { checkpoint: toCheckpointMessage(await center.ledger.latestCheckpoint()) }),
     async *watchSettlements(req, ctx: HandlerContext) {
-      await center.authenticateVendor(req.vendorId, req.afterSequence, req.timestampUnixMs, req.vendorKeyId, req.mac);
+      await mapErrors(() => center.authenticateVendor(req.vendorId, req.afterSequence, req.timestampUnixMs, req.vendorKeyId, req.mac));
       let cursor = req.afterSequence;
       let checkpointSize = -1n;
       while (!ctx.signal.aborted) {
@@ -108,21 +91,9 @@ function toCampaign(c: CampaignRecord): Campaign {
   return { $typeName: "scripwire.v1.Campaign", ...c } as Campaign;
 }
 
+/** Ledger refusals of admin operations (UNKNOWN_VENDOR, CAMPAIGN_EXISTS ...) through the one mapping. */
 function mapLedgerError(e: unknown): never {
-  if (e instanceof LedgerError) {
-    switch (e.reason) {
-      case "UNKNOWN_VENDOR":
-      case "UNKNOWN_CAMPAIGN":
-        throw notFound(e.reason, e.message);
-      case "CAMPAIGN_EXISTS":
-        throw alreadyExists(e.reason, e.message);
-      case "BAD_AMOUNT":
-        throw invalidArgument(e.reason, e.message);
-      default:
-        throw failedPrecondition(e.reason, e.message);
-    }
-  }
-  throw e;
+  throw toConnectError(e);
 }
 
 /**
@@ -135,10 +106,10 @@ export function centerAdminService(center: PaymentCenter, admin: string | AdminG
   const requireAdmin = (ctx: HandlerContext) => guard.check(ctx);
   const ledger = center.ledger;
   const refunds = new RefundService(center);
-  return {
+  return mapServiceErrors<ServiceImpl<typeof CenterAdminService>>({
     async refundPayment(req, ctx) {
       requireAdmin(ctx);
-      const refund = await refunds.refund({ vendorId: req.vendorId, tranId: req.tranId, amount: req.amount, requestId: req.requestId, reason: req.reason });
+      const refund = await mapErrors(() => refunds.refund({ vendorId: req.vendorId, tranId: req.tranId, amount: req.amount, requestId: req.requestId, reason: req.reason }));
       return { refund };
     },
     async createVendor(req, ctx) {
@@ -215,7 +186,7 @@ export function centerAdminService(center: PaymentCenter, admin: string | AdminG
         scripsChecked: BigInt(r.scripsChecked),
       };
     },
-  };
+  });
 }
 
 export { Code, ConnectError };

@@ -14,7 +14,7 @@ import { CenterAdminService } from "../../gen/scripwire/v1/admin_pb.js";
 import { PaymentCenterService } from "../../gen/scripwire/v1/center_pb.js";
 import type { Refund } from "../../gen/scripwire/v1/types_pb.js";
 import { createTransport, type WireProtocol } from "../client/transport.js";
-import { errorReason } from "../protocol/errors.js";
+import { errorReason } from "../server/errors.js";
 import { sendRefund } from "../seller/refund-client.js";
 import type { SyncResult } from "../wallet/restore.js";
 import { EXIT, print, UsageError, type Command, type Options } from "./options.js";

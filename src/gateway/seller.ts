@@ -25,8 +25,9 @@ import {
   type RequestServiceResponse,
 } from "../../gen/scripwire/v1/seller_pb.js";
 import { CmdType, DeliveryMethod, IdTypeSchema, OfferKind, ServerTypeSchema } from "../../gen/scripwire/v1/types_pb.js";
-import { failedPrecondition, invalidArgument, resourceExhausted, unauthenticated, unavailable } from "../protocol/errors.js";
+import { failedPrecondition, invalidArgument, mapErrors, resourceExhausted, unauthenticated, unavailable } from "../server/errors.js";
 import { header } from "../protocol/header.js";
+import { checkHeader } from "../seller/seller.js";
 import { signOffer } from "../seller/offers.js";
 import type { GatewayConfig } from "./config.js";
 import { matchRoute, parseItemUrl } from "./routes.js";
@@ -65,7 +66,7 @@ export class GatewaySeller {
 
   /** S1 -> S2: PM2_1 with a pOder for the route's price, or PM2_2. */
   requestService(req: RequestServiceRequest): RequestServiceResponse {
-    if (req.header?.cmdType !== CmdType.PM1_1) throw invalidArgument("WRONG_CMD_TYPE", "header.cmd_type must be PM1_1");
+    checkHeader(req.header, CmdType.PM1_1);
     if (!req.customId) throw invalidArgument("MISSING_CUSTOM_ID", "custom_id is required: copy it from your scrip");
     const refuse = (why: string) =>
       create(RequestServiceResponseSchema, {
@@ -97,6 +98,7 @@ export class GatewaySeller {
 
   /** S7: the item's content against a receipt, within the route's lifetime. */
   async deliver(req: DeliverRequest): Promise<DeliverResponse> {
+    checkHeader(req.header, CmdType.PM8_1);
     const r = req.receipt;
     if (!r) throw invalidArgument("MISSING_RECEIPT", "receipt is required: pass the receipt from ConfirmPayment (S6)");
     const v = verifyReceipt(this.config, r, undefined, this.clock());
@@ -144,14 +146,8 @@ export function gatewaySellerService(s: GatewaySeller): ServiceImpl<typeof Selle
         header: header(CmdType.GM2_2, Date.now(), "This gateway sells access; it pays no scrip.", "ISSUE_REFUSED"),
         htmlDocument: refusalPage("No scrip here", "This gateway sells access; it pays no scrip."),
       }),
-    requestService: (req) => {
-      try {
-        return s.requestService(req);
-      } catch (e) {
-        if (e instanceof RangeError) throw invalidArgument("BAD_FIELD", `a field is out of range: ${e.message}`);
-        throw e;
-      }
-    },
-    deliver: (req) => s.deliver(req),
+    // The one mapping of core refusals and out-of-range fields (src/server/errors.ts).
+    requestService: (req) => mapErrors(() => s.requestService(req)),
+    deliver: (req) => mapErrors(() => s.deliver(req)),
   };
 }

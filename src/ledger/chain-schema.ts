@@ -12,7 +12,7 @@
  * SQL; created_ms and sealed_ms are for measuring the sealing delay and are
  * not hashed; chain_seq/link are filled once by the sealer.
  */
-import type { Dialect } from "./schema.js";
+import type { Dialect } from "./migrations.js";
 
 type FactSpec = { table: string; on: "INSERT" | "UPDATE" | "UPDATE OF state"; when?: string; type: string; cols: string[] };
 

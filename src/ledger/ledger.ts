@@ -392,3 +392,23 @@ export class LedgerError extends Error {
     this.name = "LedgerError";
   }
 }
+
+/**
+ * The ledger's schema is newer than this code: another replica (or the
+ * operator) upgraded it. Nothing was changed; this process must not write to it.
+ */
+export class SchemaTooNewError extends LedgerError {
+  /** The CLI's exit code for it (EXIT.FAILURE): `scripwire center serve` prints the message and stops. */
+  readonly exitCode = 1;
+  constructor(
+    readonly found: number,
+    readonly known: number,
+  ) {
+    super(
+      "SCHEMA_TOO_NEW",
+      `the ledger's schema is version ${found}, newer than this scripwire (which knows up to version ${known}): ` +
+        `refusing to start so this older code cannot damage it. Run the scripwire release that upgraded the ledger (nothing was changed).`,
+    );
+    this.name = "SchemaTooNewError";
+  }
+}

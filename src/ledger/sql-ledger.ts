@@ -33,11 +33,10 @@ import type {
   VendorKeyRecord,
   VendorRecord,
 } from "./ledger.js";
-import { LedgerError } from "./ledger.js";
-import { schemaStatements, SCHEMA_VERSION } from "./schema.js";
+import { LedgerError, SchemaTooNewError } from "./ledger.js";
+import { MIGRATIONS, SCHEMA_VERSION } from "./migrations.js";
 import * as refunds from "./refunds.js";
 import type { CustomerState, FoldOp, FoldResult, RefundOp, RefundResult } from "./ledger.js";
-import { chainSchemaStatements } from "./chain-schema.js";
 import { auditChain } from "./chain-audit.js";
 import type { Checkpoint } from "./chain.js";
 import { chainHead, latestCheckpoint, sealPending, type SealOptions, type SealResult } from "./sealer.js";
@@ -241,6 +240,13 @@ export class SqlLedger implements Ledger {
     return this.kek.unwrap(label, stored);
   }
 
+
+  /**
+   * Brings the schema to SCHEMA_VERSION (see migrations.ts): one transaction
+   * under the database's lock, so concurrent replicas apply each migration
+   * once. Refuses, changing nothing, a ledger whose schema is newer than this
+   * code (a replica of an older release must not write to it).
+   */
   async migrate(): Promise<void> {
     await this.db.tx(async (q) => {
       // Replicas starting at once would race on PostgreSQL's catalog
@@ -248,8 +254,41 @@ export class SqlLedger implements Ledger {
       // it fails with a unique violation on pg_type). The lock is released at
       // COMMIT. SQLite needs none: its write transactions are already exclusive.
       if (this.engine === "postgres") await q.get(`SELECT pg_advisory_xact_lock(?)`, [PG_LOCK_MIGRATE]);
-      for (const s of [...schemaStatements(this.engine), ...chainSchemaStatements(this.engine)]) await q.run(s);
-      await q.run(`INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING`, [String(SCHEMA_VERSION)]);
+      await q.run(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
+      const row = await q.get<{ value: string }>(`SELECT value FROM meta WHERE key = 'schema_version'`);
+      const current = row ? Number(row.value) : 0;
+      if (!Number.isInteger(current) || current < 0) throw new LedgerError("CORRUPT", `meta.schema_version is ${JSON.stringify(row?.value)}, not a version number`);
+      if (current > SCHEMA_VERSION) throw new SchemaTooNewError(current, SCHEMA_VERSION);
+      if (current === SCHEMA_VERSION) return;
+      const now = BigInt(Math.floor(Date.now() / 1000));
+      const applied: number[] = [];
+      for (const m of MIGRATIONS) {
+        if (m.version <= current) continue;
+        for (const st of m.statements(this.engine)) await q.run(st);
+        applied.push(m.version);
+      }
+      if (SCHEMA_VERSION >= 2) {
+        for (const m of MIGRATIONS) {
+          await q.run(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?) ON CONFLICT (version) DO NOTHING`, [
+            m.version,
+            m.name,
+            applied.includes(m.version) ? now : 0n,
+          ]);
+        }
+      }
+      await q.run(`INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [String(SCHEMA_VERSION)]);
+    });
+  }
+
+  /** The schema version the database holds (0 for an empty one). */
+  async schemaVersion(): Promise<number> {
+    return this.db.read(async (q) => {
+      try {
+        const row = await q.get<{ value: string }>(`SELECT value FROM meta WHERE key = 'schema_version'`);
+        return row ? Number(row.value) : 0;
+      } catch {
+        return 0;
+      }
     });
   }
 

@@ -21,10 +21,10 @@ import {
   type RequestServiceRequest,
   type RequestServiceResponse,
 } from "../../gen/scripwire/v1/seller_pb.js";
-import { CmdType, DeliveryMethod, IdTypeSchema, OfferKind, ServerTypeSchema, type Offer } from "../../gen/scripwire/v1/types_pb.js";
+import { CmdType, DeliveryMethod, IdTypeSchema, OfferKind, ServerTypeSchema, type HeaderType, type Offer } from "../../gen/scripwire/v1/types_pb.js";
 import { MAC_BYTES } from "../crypto/mac.js";
-import { invalidArgument, unauthenticated } from "../protocol/errors.js";
-import { header } from "../protocol/header.js";
+import { checkProtocolVersion, header } from "../protocol/header.js";
+import { refusal } from "../protocol/refusal.js";
 import type { SellerConfig } from "./catalog.js";
 import { checkReceiptSignature, signOffer, type OfferFields } from "./offers.js";
 
@@ -36,6 +36,14 @@ function escapeHtml(s: string): string {
 
 function refusalPage(title: string, reason: string): string {
   return `<!doctype html><html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head><body><h1>${escapeHtml(title)}</h1><p>${escapeHtml(reason)}</p></body></html>`;
+}
+
+/** Every seller call (mall or gateway) names its cmd_type and the protocol version, as every center call does. */
+export function checkHeader(h: HeaderType | undefined, want: CmdType): void {
+  if (h?.cmdType !== want) {
+    throw refusal("WRONG_CMD_TYPE", `header.cmd_type must be ${CmdType[want]}; got ${h ? (CmdType[h.cmdType] ?? h.cmdType) : "no header"}`);
+  }
+  checkProtocolVersion(h);
 }
 
 export interface SurveyAnswer {
@@ -86,9 +94,9 @@ export class Seller {
 
   /** M1 -> M2. */
   requestIssue(req: RequestIssueRequest): RequestIssueResponse {
-    if (req.header?.cmdType !== CmdType.GM1_1) throw invalidArgument("WRONG_CMD_TYPE", "header.cmd_type must be GM1_1");
-    if (!req.customId) throw invalidArgument("MISSING_CUSTOM_ID", "custom_id is required: copy it from your scrip");
-    if (req.value.length > ANSWER_MAX) throw invalidArgument("ANSWER_TOO_LONG", `value is limited to ${ANSWER_MAX} characters`);
+    checkHeader(req.header, CmdType.GM1_1);
+    if (!req.customId) throw refusal("MISSING_CUSTOM_ID", "custom_id is required: copy it from your scrip");
+    if (req.value.length > ANSWER_MAX) throw refusal("ANSWER_TOO_LONG", `value is limited to ${ANSWER_MAX} characters`);
     const refuse = (why: string) =>
       create(RequestIssueResponseSchema, {
         header: header(CmdType.GM2_2, this.clock(), why, "ISSUE_REFUSED"),
@@ -118,8 +126,8 @@ export class Seller {
 
   /** S1 -> S2. */
   requestService(req: RequestServiceRequest): RequestServiceResponse {
-    if (req.header?.cmdType !== CmdType.PM1_1) throw invalidArgument("WRONG_CMD_TYPE", "header.cmd_type must be PM1_1");
-    if (!req.customId) throw invalidArgument("MISSING_CUSTOM_ID", "custom_id is required: copy it from your scrip");
+    checkHeader(req.header, CmdType.PM1_1);
+    if (!req.customId) throw refusal("MISSING_CUSTOM_ID", "custom_id is required: copy it from your scrip");
     const refuse = (why: string) =>
       create(RequestServiceResponseSchema, {
         header: header(CmdType.PM2_2, this.clock(), why, "NOT_FOR_SALE"),
@@ -144,13 +152,15 @@ export class Seller {
 
   /** S7: delivery against the center's receipt; the same receipt delivers again. */
   deliver(req: DeliverRequest): DeliverResponse {
+    // S7 names its exchange, PM8_1 (service transmission), like every other call names its own.
+    checkHeader(req.header, CmdType.PM8_1);
     const r = req.receipt;
-    if (!r) throw invalidArgument("MISSING_RECEIPT", "receipt is required: pass the receipt from ConfirmPayment (S6)");
-    const refusal = checkReceiptSignature(this.config, r);
-    if (refusal === "MALFORMED_RECEIPT") throw invalidArgument("BAD_RECEIPT", `receipt.mac must be ${MAC_BYTES} bytes`);
-    if (refusal) throw unauthenticated("BAD_RECEIPT", "the receipt does not verify: it was altered or is not from this mall's payment center");
+    if (!r) throw refusal("MISSING_RECEIPT", "receipt is required: pass the receipt from ConfirmPayment (S6)");
+    const bad = checkReceiptSignature(this.config, r);
+    if (bad === "MALFORMED_RECEIPT") throw refusal("BAD_LENGTH", `receipt.mac must be ${MAC_BYTES} bytes`);
+    if (bad) throw refusal("BAD_RECEIPT", "the receipt does not verify: it was altered or is not from this mall's payment center");
     const entry = this.config.catalog.find((c) => c.requestUrl === r.requestUrl);
-    if (!entry) throw invalidArgument("NOT_SOLD_HERE", `nothing is sold at ${r.requestUrl} any more; contact the seller for a refund`);
+    if (!entry) throw refusal("NOT_SOLD_HERE", `nothing is sold at ${r.requestUrl} any more; contact the seller for a refund`);
     const save = r.deliveryMethod === DeliveryMethod.SAVE;
     return create(DeliverResponseSchema, {
       header: header(CmdType.PM8_1, this.clock()),

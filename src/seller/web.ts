@@ -281,7 +281,7 @@ export function mallPages(seller: Seller, opts: MallOptions = {}): (req: Req, re
       if (typeof body.receipt !== "string") return json(res, 400, { message: '"receipt" expected base64 of a protobuf Receipt' });
       let d;
       try {
-        d = seller.deliver({ receipt: fromBinary(ReceiptSchema, Buffer.from(body.receipt, "base64")) } as never);
+        d = seller.deliver({ header: header(CmdType.PM8_1, now), receipt: fromBinary(ReceiptSchema, Buffer.from(body.receipt, "base64")) } as never);
       } catch (e) {
         return reply(res, 403, "text/plain; charset=utf-8", `${(e as Error).message}\n`);
       }

@@ -15,7 +15,7 @@
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { constantTimeEqual } from "../crypto/mac.js";
-import { permissionDenied, unauthenticated } from "../protocol/errors.js";
+import { permissionDenied, unauthenticated } from "./errors.js";
 import { ERROR_REASON_KEY } from "./errors.js";
 import { addressKey, REMOTE_ADDRESS, RETRY_AFTER_MS_KEY } from "./limits.js";
 import type { Logger } from "./log.js";

@@ -61,6 +61,7 @@ import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import type { HandlerContext } from "@connectrpc/connect";
 import { codeToHttpStatus, codeToString, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { toConnectError } from "./errors.js";
 import type { Logger } from "./log.js";
 
 /** One service's hot methods, served by the fast path. */
@@ -421,9 +422,11 @@ export function createFastUnary(services: readonly FastUnaryService[], options: 
       if (!this.finish()) {
         return;
       }
+      // The same mapping as every service adapter (src/server/errors.ts).
+      const mapped = toConnectError(reason);
       const error =
-        reason instanceof ConnectError
-          ? reason
+        mapped instanceof ConnectError
+          ? mapped
           : new ConnectError("internal error", Code.Internal, undefined, undefined, reason);
       const { req, res } = this;
       // Stop reading a body we no longer need (oversize, shutdown).

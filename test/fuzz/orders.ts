@@ -15,7 +15,7 @@ import { SellerService } from "../../gen/scripwire/v1/seller_pb.js";
 import { CmdType, DeliveryMethod, HeaderTypeSchema, type Offer, type Receipt, type ScripType } from "../../gen/scripwire/v1/types_pb.js";
 import { decryptCustomSecret, sealSessionKey } from "../../src/crypto/registration.js";
 import { computeMessageHash, verifyMessageHash } from "../../src/crypto/scrip-auth.js";
-import { errorReason } from "../../src/protocol/errors.js";
+import { errorReason } from "../../src/server/errors.js";
 import type { Ledger } from "../../src/ledger/ledger.js";
 import { Unsendable } from "./direct.js";
 

@@ -30,7 +30,7 @@ import {
 import { DeliverRequestSchema, RequestIssueRequestSchema, RequestServiceRequestSchema, SellerService } from "../../gen/scripwire/v1/seller_pb.js";
 import { CmdType, DeliveryMethod, HashAlgorithm, HeaderTypeSchema, type Offer, type ScripType } from "../../gen/scripwire/v1/types_pb.js";
 import { computeMessageHash, computeSettlementsMac, verifyOfferMac } from "../../src/crypto/scrip-auth.js";
-import { errorReason } from "../../src/protocol/errors.js";
+import { errorReason } from "../../src/server/errors.js";
 import { decryptCustomSecret, sealSessionKey } from "../../src/crypto/registration.js";
 import { QUIZ } from "../helpers/inproc.js";
 import { Unsendable } from "./direct.js";

@@ -13,7 +13,7 @@ import { CmdType, DeliveryMethod, OfferSchema, ScripTypeSchema, type Offer } fro
 import { PaymentCenterService } from "../../gen/scripwire/v1/center_pb.js";
 import { computeMessageHash, computeOfferMac, computeSettlementsMac } from "../../src/crypto/scrip-auth.js";
 import { HashAlgorithm } from "../../gen/scripwire/v1/types_pb.js";
-import { errorReason } from "../../src/protocol/errors.js";
+import { errorReason } from "../../src/server/errors.js";
 import { checkpointSignatureValid } from "../../src/ledger/chain.js";
 import { fromCheckpointMessage } from "../../src/center/sealing.js";
 import type { Ledger } from "../../src/ledger/ledger.js";
@@ -445,7 +445,7 @@ export function registerScenarios(test: TestFn, makeWorld: MakeWorld, label: str
     await rpcError(t, c.center.issue({ header: hdr(CmdType.PM4_1), tranId: p.tranId, scrip: c.scrip, scripHash: new Uint8Array(32) }), Code.InvalidArgument, "WRONG_CMD_TYPE");
     await rpcError(t, c.center.issue({ tranId: p.tranId, scrip: c.scrip, scripHash: new Uint8Array(32) }), Code.InvalidArgument, "WRONG_CMD_TYPE");
     await rpcError(t, c.m4(p.tranId, { pCount: 1000 }), Code.InvalidArgument, "P_COUNT_TOO_HIGH");
-    await rpcError(t, c.center.issue({ header: hdr(CmdType.GM4_1), tranId: p.tranId, scrip: c.scrip, scripHash: new Uint8Array(5) }), Code.InvalidArgument, "BAD_HASH");
+    await rpcError(t, c.center.issue({ header: hdr(CmdType.GM4_1), tranId: p.tranId, scrip: c.scrip, scripHash: new Uint8Array(5) }), Code.InvalidArgument, "BAD_LENGTH");
     await rpcError(t, c.center.issue({ header: hdr(CmdType.GM4_1), tranId: "bad tran id!", scrip: c.scrip, scripHash: new Uint8Array(32) }), Code.InvalidArgument, "BAD_TRAN_ID");
     const negative = tamper(c.scrip, (s) => void (s.scrip!.value = -5n));
     await rpcError(t, c.m4(p.tranId, { scrip: negative }), Code.InvalidArgument, "BAD_SCRIP");

@@ -50,7 +50,7 @@ import { Faults, NO_FAULTS, type FaultRates } from "./faults.js";
 import { Model, refundedTotal, Stats } from "./model.js";
 import { refundRequest } from "../../src/seller/refund-client.js";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { errorReason } from "../../src/protocol/errors.js";
+import { errorReason } from "../../src/server/errors.js";
 import { ReplyLost } from "./faults.js";
 import { deriveSeed, freshSeed, Prng } from "./prng.js";
 import { SimWallet, type CatalogEntry, type Op, type WalletEnv } from "./wallet.js";
@@ -416,7 +416,7 @@ async function main(): Promise<number> {
     let undelivered = 0;
     const receipts = [...model.receipts.values()];
     for (let i = 0; i < receipts.length; i += 64) {
-      const batch = await Promise.allSettled(receipts.slice(i, i + 64).map((receipt) => sellerClient.deliver({ header: create(HeaderTypeSchema, { cmdType: CmdType.PM8_1 }), receipt })));
+      const batch = await Promise.allSettled(receipts.slice(i, i + 64).map((receipt) => sellerClient.deliver({ header: create(HeaderTypeSchema, { cmdType: CmdType.PM8_1, protocolVersion: "scripwire/1" }), receipt })));
       undelivered += batch.filter((b) => b.status !== "fulfilled" || b.value.header?.cmdType !== CmdType.PM8_1).length;
     }
     if (undelivered === 0) pass(`all ${receipts.length} receipts deliver at the seller (S7)`);

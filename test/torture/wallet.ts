@@ -31,7 +31,7 @@ import { decryptCustomSecret, sealSessionKey } from "../../src/crypto/registrati
 import { computeMessageHash, verifyMessageHash } from "../../src/crypto/scrip-auth.js";
 import { computeSyncRequestHash, verifySyncReplyHash } from "../../src/crypto/sync-auth.js";
 import { P_COUNT_MAX } from "../../src/protocol/header.js";
-import { errorReason } from "../../src/protocol/errors.js";
+import { errorReason } from "../../src/server/errors.js";
 import { ReplyLost, type Faults } from "./faults.js";
 import type { Model, Stats } from "./model.js";
 import type { Prng } from "./prng.js";

@@ -1,12 +1,47 @@
 /**
- * Ledger schema, written once for both dialects. Invariants the database
- * itself enforces are marked; the rest are checked by audit().
+ * The ledger's schema as numbered migrations, written once for both dialects.
+ * Invariants the database itself enforces are marked; the rest are checked by
+ * audit().
+ *
+ * How it runs (SqlLedger.migrate): in ONE write transaction under the
+ * database's lock (PostgreSQL: a transaction advisory lock, so replicas
+ * starting at once apply each migration exactly once; SQLite: its write
+ * transactions are exclusive), read `meta.schema_version`, refuse a version
+ * newer than this code knows (SCHEMA_TOO_NEW: nothing is changed, the center
+ * does not start), apply every migration above it in order, record each in
+ * `schema_migrations`, and set `schema_version`. A failure rolls all of it back.
+ *
+ * Adding a migration (the only way to change the schema):
+ *   1. append `{ version: <last + 1>, name, statements(d) }` to MIGRATIONS;
+ *      never edit or reorder a migration that has been released;
+ *   2. statements must work on both dialects (use `types(d)` for INTEGER /
+ *      BIGINT, BLOB / BYTEA, serial keys) and on a ledger holding data (a new
+ *      NOT NULL column needs a DEFAULT);
+ *   3. test/migrations.test.ts upgrades testdata/ledger-v1.sqlite (and the
+ *      same ledger on PostgreSQL) to the newest version and audits it: add an
+ *      assertion there for what your migration changes.
  */
+import { chainSchemaStatements } from "./chain-schema.js";
+
 export type Dialect = "sqlite" | "postgres";
 
-export const SCHEMA_VERSION = 1;
+export interface Migration {
+  version: number;
+  name: string;
+  statements(d: Dialect): string[];
+}
 
-export function schemaStatements(d: Dialect): string[] {
+/** Column types per dialect. */
+export function types(d: Dialect) {
+  return {
+    int: d === "sqlite" ? "INTEGER" : "BIGINT",
+    bin: d === "sqlite" ? "BLOB" : "BYTEA",
+    serialPk: d === "sqlite" ? "INTEGER PRIMARY KEY AUTOINCREMENT" : "BIGSERIAL PRIMARY KEY",
+  };
+}
+
+/** Version 1: the schema of the first release (before migrations were numbered). Frozen. */
+function initialSchema(d: Dialect): string[] {
   const int = d === "sqlite" ? "INTEGER" : "BIGINT";
   const bin = d === "sqlite" ? "BLOB" : "BYTEA";
   const serialPk = d === "sqlite" ? "INTEGER PRIMARY KEY AUTOINCREMENT" : "BIGSERIAL PRIMARY KEY";
@@ -71,14 +106,10 @@ export function schemaStatements(d: Dialect): string[] {
        sequence ${serialPk}, kind TEXT NOT NULL, vendor_id TEXT NOT NULL, tran_id TEXT NOT NULL,
        amount ${int} NOT NULL, currency TEXT NOT NULL, item TEXT NOT NULL, settled_at ${int} NOT NULL)`,
     `CREATE INDEX IF NOT EXISTS settlements_by_vendor ON settlements (vendor_id, sequence)`,
-    ...refundStatements(d),
   ];
 }
 
-/**
- * Refunds and restore/sync (issue 14). Created with IF NOT EXISTS, so a
- * version-1 ledger gains them on its next start.
- */
+/** Migration 3: refunds and restore/sync (issue 14). */
 export function refundStatements(d: Dialect): string[] {
   const int = d === "sqlite" ? "INTEGER" : "BIGINT";
   const bin = d === "sqlite" ? "BLOB" : "BYTEA";
@@ -99,3 +130,26 @@ export function refundStatements(d: Dialect): string[] {
        PRIMARY KEY (customer_serial, nonce))`,
   ];
 }
+
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: "initial schema", statements: initialSchema },
+  {
+    version: 2,
+    name: "migration history",
+    // Which migration ran when: an operator (and the upgrade test) can see
+    // that each ran once. Versions applied before this table existed are
+    // recorded with applied_at 0.
+    statements: (d) => [
+      `CREATE TABLE IF NOT EXISTS schema_migrations (
+         version ${types(d).int} PRIMARY KEY, name TEXT NOT NULL, applied_at ${types(d).int} NOT NULL)`,
+    ],
+  },
+  { version: 3, name: "refunds and restore/sync", statements: refundStatements },
+  { version: 4, name: "tamper-evident journal (events, checkpoints, triggers)", statements: chainSchemaStatements },
+];
+
+/** The newest schema version this code knows. */
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/** The frozen version-1 statements (kept for the fixture script and tests). */
+export const schemaV1Statements = initialSchema;
