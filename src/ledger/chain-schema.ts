@@ -37,8 +37,8 @@ function field(d: Dialect, expr: string): string {
   return `${len} || ':' || ${text}`;
 }
 
-function factExpr(d: Dialect, f: FactSpec): string {
-  const parts = [field(d, `'${f.type}'`), ...f.cols.map((c) => field(d, `NEW.${c}`))].join(" || ");
+function factExpr(d: Dialect, f: FactSpec, row = "NEW."): string {
+  const parts = [field(d, `'${f.type}'`), ...f.cols.map((c) => field(d, `${row}${c}`))].join(" || ");
   return d === "sqlite" ? `CAST(${parts} AS BLOB)` : `convert_to(${parts}, 'UTF8')`;
 }
 
@@ -86,4 +86,21 @@ export function chainSchemaStatements(d: Dialect): string[] {
        public_key ${bin} NOT NULL, signature ${bin} NOT NULL)`,
     ...chainTriggerStatements(d),
   ];
+}
+
+/**
+ * Events for the rows a ledger already holds when the journal is added to it
+ * (migration 4 on a ledger made before the journal existed): one event per
+ * row with its current values, and a spend for each spent scrip, so the
+ * auditor finds every row journaled. On a new ledger the tables are empty and
+ * these insert nothing.
+ */
+export function chainBackfillStatements(d: Dialect): string[] {
+  const out: string[] = [];
+  for (const f of FACTS) {
+    if (f.on === "UPDATE") continue; // the insert event below already carries the row's current values
+    const where = f.on === "UPDATE OF state" ? ` WHERE ${f.when!.replace(/OLD\.state = 'live' AND /, "").replace(/NEW\./g, "")}` : "";
+    out.push(`INSERT INTO events (fact, created_ms) SELECT ${factExpr(d, f, "")}, ${NOW_MS[d]} FROM ${f.table}${where} ORDER BY ${f.cols[0]}`);
+  }
+  return out;
 }
