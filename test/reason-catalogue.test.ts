@@ -40,13 +40,16 @@ function catalogue(): Map<string, string> {
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((f) => {
     const p = join(dir, f);
-    if (statSync(p).isDirectory()) return p.endsWith("src/wallet") ? [] : sources(p);
+    if (statSync(p).isDirectory()) return sources(p);
     return p.endsWith(".ts") ? [p] : [];
   });
 }
 
-// The wallet's own error codes are client-side names, not server reasons.
-const SERVER_SOURCES = sources("src").filter((p) => !p.endsWith("src/protocol/refusal.ts"));
+// Not server error reasons: the wallet's and the CLI's own error codes (client
+// side), and the HTTP 402 gateway's answers to plain HTTP clients, which
+// docs/gateway.md lists (its SellerService, src/gateway/seller.ts, is scanned).
+const NOT_RPC = [/src\/wallet\//, /src\/cli\//, /src\/gateway\/(?!seller\.ts)/, /src\/protocol\/refusal\.ts$/];
+const SERVER_SOURCES = sources("src").filter((p) => !NOT_RPC.some((r) => r.test(p)));
 const PRODUCERS =
   /(?:\b(?:refusal|invalidArgument|failedPrecondition|notFound|alreadyExists|permissionDenied|unauthenticated|resourceExhausted|unavailable|internal|aborted|LedgerError|refuse|Rollback)\(\s*|\breason: |\brefusal: |scripError\(\s*Code\.\w+,\s*)"([A-Z][A-Z0-9_]+)"/g;
 
