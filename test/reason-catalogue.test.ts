@@ -18,6 +18,7 @@ const INTERNAL_ONLY: Record<string, string> = {
   IN_FLIGHT: "a credit fold that waits for an executed transaction; SY1 answers without folding",
   BAD_RECOVERY_CODE: "the wallet's own parse error for a recovery code typed by its user; no server sends it",
   RECOVERY_CODE_MISTYPED: "the wallet's own check-symbol error for a recovery code; no server sends it",
+  KEK_UNKNOWN: "a startup refusal (the key-encryption key file does not match the ledger); no call is served",
   SCHEMA_TOO_NEW: "a startup refusal of `center serve`, printed by the CLI; no call is served",
 };
 
