@@ -494,3 +494,23 @@ test("HTTP/2 clients (h2c on the same port) get the same 402 and the same paid c
   t.is(JSON.parse(paid.body).path, "/articles/h2");
   t.is(r.up.log.at(-1)!.headers.authorization, undefined);
 });
+
+test("unmatched: 'deny' answers 404 without the upstream; the gateway's SellerService refuses what it does not sell", async (t) => {
+  const r = await rig(t, { unmatched: "deny" });
+  const res = await raw(r.gw.url, "GET", "/elsewhere");
+  t.is(res.status, 404);
+  t.is(JSON.parse(res.body).reason, "NOT_ROUTED");
+  t.is((await raw(r.gw.url, "GET", "/.scripwire/anything")).status, 404);
+  t.deepEqual(r.up.log, []);
+  // S1 for a free path, a non-canonical item and another delivery method: PM2_2, no offer signed.
+  for (const [item, method] of [
+    [`${r.gw.url}/free/x`, "VIEW"],
+    [`${r.gw.url}/articles/../articles/a`, "VIEW"],
+    [`${r.gw.url}/articles/a`, "SAVE"],
+  ] as const) {
+    const e = await t.throwsAsync(r.wallet.buy(r.gw.url, item, method), { instanceOf: RefusedError });
+    t.is(e!.cmdType, "PM2_2", item);
+  }
+  const earn = await t.throwsAsync(r.wallet.earn(r.gw.url, "anything", "x"), { instanceOf: RefusedError });
+  t.is(earn!.reason, "ISSUE_REFUSED");
+});

@@ -2,7 +2,7 @@
  * `scripwire gateway serve --config gateway.json`: the HTTP 402 paywall
  * gateway in front of an upstream website (src/gateway, docs/gateway.md).
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { loadGatewayConfig } from "../gateway/config.js";
 import { startGateway } from "../gateway/gateway.js";
 import { EXIT, print, UsageError, type Command } from "./options.js";
@@ -27,6 +27,10 @@ export const gatewayServe: Command = {
       config = loadGatewayConfig(path);
     } catch (e) {
       throw new UsageError((e as Error).message);
+    }
+    // The file holds the vendor secret, which signs offers and verifies every receipt.
+    if ((statSync(path).mode & 0o077) !== 0 && !o.json) {
+      process.stderr.write(`warning: ${path} holds the vendor secret and is readable by other users; run: chmod 600 ${path}\n`);
     }
     const tlsCert = o.get("tls-cert");
     const gw = await startGateway({
