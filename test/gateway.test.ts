@@ -514,3 +514,23 @@ test("unmatched: 'deny' answers 404 without the upstream; the gateway's SellerSe
   const earn = await t.throwsAsync(r.wallet.earn(r.gw.url, "anything", "x"), { instanceOf: RefusedError });
   t.is(earn!.reason, "ISSUE_REFUSED");
 });
+
+test("CORS: a configured origin's page can read the challenge and send the credential; preflights never reach the upstream", async (t) => {
+  const r = await rig(t, { cors: ["https://app.example"] });
+  const pre = await raw(r.gw.url, "OPTIONS", "/articles/a", { origin: "https://app.example", "access-control-request-method": "GET", "access-control-request-headers": "authorization" });
+  t.is(pre.status, 204);
+  t.is(pre.headers["access-control-allow-origin"], "https://app.example");
+  t.regex(String(pre.headers["access-control-allow-headers"]), /Authorization/);
+  const unpaid = await raw(r.gw.url, "GET", "/articles/a", { origin: "https://app.example" });
+  t.is(unpaid.status, 402);
+  t.is(unpaid.headers["access-control-allow-origin"], "https://app.example");
+  t.regex(String(unpaid.headers["access-control-expose-headers"]), /WWW-Authenticate/);
+  t.is(unpaid.headers.vary, "Accept, Authorization, Cookie, Origin");
+  const stranger = await raw(r.gw.url, "GET", "/articles/a", { origin: "https://evil.example" });
+  t.is(stranger.headers["access-control-allow-origin"], undefined);
+  t.deepEqual(r.up.log, []);
+  const { auth } = await pay(r, "/articles/a");
+  const paid = await raw(r.gw.url, "GET", "/articles/a", { origin: "https://app.example", authorization: auth });
+  t.is(paid.status, 200);
+  t.is(paid.headers["access-control-allow-origin"], "https://app.example");
+});

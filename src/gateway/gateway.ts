@@ -201,10 +201,10 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       "content-type": html ? "text/html; charset=utf-8" : "application/json; charset=utf-8",
       "content-length": String(Buffer.byteLength(body)),
       "access-control-expose-headers": "WWW-Authenticate, Scripwire-Error-Reason",
-      vary: "Accept, Authorization, Cookie",
       "scripwire-error-reason": reason ?? "PAYMENT_REQUIRED",
       ...corsHeaders(req),
     };
+    headers.vary = headers.vary ? "Accept, Authorization, Cookie, Origin" : "Accept, Authorization, Cookie";
     if (clearCookie) headers["set-cookie"] = `${COOKIE_PREFIX}${route.id}=; Path=${cookiePath(route)}; Max-Age=0; HttpOnly; SameSite=Lax${scheme === "https" ? "; Secure" : ""}`;
     if (reason) {
       count(route.id, "refused");
