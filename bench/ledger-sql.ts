@@ -59,7 +59,8 @@ try {
   const w = await buildWorld({ dir, wallets: 64, adItems: 2 });
   const b = new Bench(w, { warmupMs: 0, durationMs: seconds * 1000, concurrency: 64, connections: 1 }, () => {});
   stats.clear();
-  const r = await inprocPayments(b, join(dir, "run"), 0, seconds * 1000);
+  // Inline writer: the statements must run on this thread to be counted here.
+  const r = await inprocPayments(b, join(dir, "run"), 0, seconds * 1000, "inline");
   const pays = [...stats.entries()].find(([k]) => k.startsWith("INSERT INTO settlements"))?.[1].n ?? 1;
   const rows = [...stats.entries()].filter(([, s]) => s.n / pays >= 0.01).sort((a, b) => Number(b[1].ns - a[1].ns));
   let total = 0;

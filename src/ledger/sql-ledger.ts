@@ -146,6 +146,8 @@ export async function transfer(
   currency: string,
   now: bigint,
   insufficient: Refusal = "INSUFFICIENT_VALUE",
+  /** Create the credit account (of this kind) if it does not exist yet, instead of an INSERT on every call. */
+  createCredit?: string,
 ): Promise<void> {
   if (amount <= 0n) throw new LedgerError("BAD_AMOUNT", `transfer amount must be positive, got ${amount}`);
   const debited = await q.run(
@@ -153,12 +155,16 @@ export async function transfer(
     [amount, debit, currency, amount, -I64_MAX + amount],
   );
   if (debited !== 1) refuse(insufficient, `account ${debit} cannot pay ${amount} ${currency}`);
-  const credited = await q.run(`UPDATE accounts SET balance = balance + ? WHERE account_id = ? AND currency = ? AND balance <= ?`, [
-    amount,
-    credit,
-    currency,
-    I64_MAX - amount,
-  ]);
+  const creditSql = `UPDATE accounts SET balance = balance + ? WHERE account_id = ? AND currency = ? AND balance <= ?`;
+  const creditArgs = [amount, credit, currency, I64_MAX - amount];
+  let credited = await q.run(creditSql, creditArgs);
+  if (credited !== 1 && createCredit !== undefined) {
+    // First credit to this account. Whether this INSERT or a concurrent
+    // one created it (PostgreSQL: the loser waits for the winner's commit),
+    // the account exists afterwards and the credit is tried once more.
+    await ensureAccount(q, credit, createCredit, currency);
+    credited = await q.run(creditSql, creditArgs);
+  }
   if (credited !== 1) refuse("OVERFLOW", `account ${credit} cannot receive ${amount} ${currency}`);
   await q.run(
     `INSERT INTO transfers (kind, ref, debit_account, credit_account, amount, currency, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
@@ -482,16 +488,14 @@ export class SqlLedger implements Ledger {
           if (!c || c.vendor_id !== t.vendorId) refuse("UNKNOWN_CAMPAIGN", `campaign ${t.campaignId} is not run by vendor ${t.vendorId}`);
           if (c.currency !== t.currency) refuse("CURRENCY_MISMATCH", `campaign ${t.campaignId} pays in ${c.currency}, not ${t.currency}`);
         }
-        const clash = await q.get(`SELECT vendor_id FROM transactions WHERE tran_id = ? AND customer_serial = ? AND vendor_id <> ?`, [
-          t.tranId,
-          t.customerSerial,
-          t.vendorId,
-        ]);
-        if (clash) refuse("OFFER_MISMATCH", "this customer already has a transaction with this TranID from another seller");
+        // No target on ON CONFLICT: a clash on either unique key, (vendor,
+        // TranID) or (customer, TranID), inserts nothing, and only then is
+        // the row read to tell a retransmission from a clash. One statement
+        // on the hot path instead of a SELECT for clashes first.
         const inserted = await q.run(
           `INSERT INTO transactions (vendor_id, tran_id, kind, customer_serial, amount, currency, campaign_id, item, delivery_method,
              expires_at, offer_hash, vendor_key_id, state, in_serial, out_serial, restored_serial, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'initiated', 0, 0, 0, ?, ?) ON CONFLICT (vendor_id, tran_id) DO NOTHING`,
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'initiated', 0, 0, 0, ?, ?) ON CONFLICT DO NOTHING`,
           [t.vendorId, t.tranId, t.kind, t.customerSerial, t.amount, t.currency, t.campaignId, t.item, t.deliveryMethod, t.expiresAt, blob(t.offerHash), t.vendorKeyId, now, now],
         );
         if (inserted === 1) {
@@ -519,7 +523,15 @@ export class SqlLedger implements Ledger {
           return { status: "created" as const, tx };
         }
         const row = await q.get(`SELECT ${TX_COLS}, ${TX_REPLY_COLS} FROM transactions WHERE vendor_id = ? AND tran_id = ?`, [t.vendorId, t.tranId]);
-        if (!row) throw new RetryableConflict(`TranID ${t.tranId} changed concurrently`);
+        if (!row) {
+          const clash = await q.get(`SELECT vendor_id FROM transactions WHERE tran_id = ? AND customer_serial = ? AND vendor_id <> ?`, [
+            t.tranId,
+            t.customerSerial,
+            t.vendorId,
+          ]);
+          if (clash) refuse("OFFER_MISMATCH", "this customer already has a transaction with this TranID from another seller");
+          throw new RetryableConflict(`TranID ${t.tranId} changed concurrently`);
+        }
         const tx = rowToTx(row);
         if (tx.customerSerial !== t.customerSerial) refuse("WRONG_CUSTOMER", "this TranID belongs to another transaction");
         if (Buffer.compare(blob(tx.offerHash), blob(t.offerHash)) !== 0) refuse("OFFER_MISMATCH", "this TranID was initialised with a different offer");
@@ -632,7 +644,6 @@ export class SqlLedger implements Ledger {
         if (op.out.value !== checkedSub(op.inValue, tx.amount)) throw new LedgerError("BAD_AMOUNT", "change must be old value - price");
         await spendScrip(q, op.inSerial, op.customerSerial, op.inValue, op.now);
         await insertScrip(q, op.out, op.now);
-        await ensureAccount(q, account.vendor(op.vendorId, tx.currency), "vendor", tx.currency);
         await transfer(
           q,
           "pay",
@@ -642,6 +653,8 @@ export class SqlLedger implements Ledger {
           tx.amount,
           tx.currency,
           op.now,
+          "INSUFFICIENT_VALUE",
+          "vendor",
         );
         return { status: "done", reply: op.reply };
       }),
