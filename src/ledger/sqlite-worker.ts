@@ -47,6 +47,10 @@ export const WRITE_METHODS = [
   "confirm",
   "cancel",
   "replace",
+  // refunds.ts (issue 14)
+  "refund",
+  "claimSyncNonce",
+  "foldCredits",
 ] as const satisfies readonly (keyof SqlLedger)[];
 
 export type WriteMethod = (typeof WRITE_METHODS)[number];
