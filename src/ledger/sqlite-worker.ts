@@ -27,6 +27,8 @@
  * results must be structured-clonable (no functions, no class instances
  * other than Uint8Array/Date/Map/Set); thrown LedgerErrors keep their reason.
  */
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { LedgerError } from "./ledger.js";
 import { SqlLedger } from "./sql-ledger.js";
@@ -96,14 +98,42 @@ interface Pending {
 }
 
 /**
- * How the worker's code is loaded. The project runs TypeScript through tsx,
- * which a worker thread does not always inherit (bin/scripwire.js registers
- * it programmatically), so the worker registers tsx itself first.
+ * How the worker's code is loaded. The project runs TypeScript through tsx;
+ * a worker that registers tsx for itself spends ~300 ms of CPU and ~1 s of
+ * wall time starting (measured: a loader-hooks thread and a transform per
+ * module), on every ledger open. So the writer's module graph is bundled
+ * once per process with esbuild (tsx's own compiler, ~50 ms) into one plain
+ * ES module, better-sqlite3 left external by absolute URL, and the worker
+ * starts from it as a data: URL. If esbuild is not there, the worker
+ * registers tsx itself (slow but equivalent).
  */
-function workerBootstrap(): string {
-  const tsx = import.meta.resolve("tsx/esm/api");
-  const entry = new URL("./sqlite-writer.ts", import.meta.url).href;
-  return `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
+let entry: { url: URL } | { eval: string } | undefined;
+
+function workerEntry(): { url: URL } | { eval: string } {
+  if (entry) return entry;
+  const source = new URL("./sqlite-writer.ts", import.meta.url);
+  try {
+    const require = createRequire(import.meta.url);
+    const esbuild = require("esbuild") as typeof import("esbuild");
+    const out = esbuild.buildSync({
+      entryPoints: [fileURLToPath(source)],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      external: ["better-sqlite3"],
+      write: false,
+      logLevel: "silent",
+    });
+    const code = out.outputFiles[0]!.text.replace(/(from\s*)"better-sqlite3"/g, (_m, f: string) => `${f}${JSON.stringify(import.meta.resolve("better-sqlite3"))}`);
+    if (/["']better-sqlite3["']/.test(code)) throw new Error("bundle still names better-sqlite3 by a bare specifier");
+    // A data: URL, not a file: nothing on disk another user could swap.
+    entry = { url: new URL(`data:text/javascript,${encodeURIComponent(code)}`) };
+  } catch {
+    const tsx = import.meta.resolve("tsx/esm/api");
+    entry = { eval: `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(source.href)}); })` };
+  }
+  return entry;
 }
 
 function withoutTsxImport(argv: string[]): string[] {
@@ -139,8 +169,9 @@ class WriterClient {
   readonly stats: HandOffStats = { calls: 0, messagesSent: 0, messagesReceived: 0 };
 
   constructor(path: string, groupCommit: boolean) {
-    this.worker = new Worker(workerBootstrap(), {
-      eval: true,
+    const e = workerEntry();
+    this.worker = new Worker("url" in e ? e.url : e.eval, {
+      eval: "eval" in e,
       workerData: { path, groupCommit },
       // The bootstrap registers tsx itself; a second copy inherited through
       // --import would only slow the worker's start.
