@@ -25,7 +25,8 @@
  * (LedgerError WRITE_ON_READER), and the ledger contract suite runs on this
  * engine, so a new operation tested there cannot be forgotten. Arguments and
  * results must be structured-clonable (no functions, no class instances
- * other than Uint8Array/Date/Map/Set); thrown LedgerErrors keep their reason.
+ * other than Uint8Array/Date/Map/Set); an argument that is not (seal()'s
+ * clock) gets an entry in ARG_CODECS. Thrown LedgerErrors keep their reason.
  */
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
@@ -53,9 +54,31 @@ export const WRITE_METHODS = [
   "refund",
   "claimSyncNonce",
   "foldCredits",
+  // sealer.ts (issue 16)
+  "seal",
 ] as const satisfies readonly (keyof SqlLedger)[];
 
 export type WriteMethod = (typeof WRITE_METHODS)[number];
+
+/**
+ * Arguments that are not plain data cross as data: `toWire` runs here before
+ * the call is sent, `fromWire` on the writer thread before the method runs.
+ * seal() takes a clock function; sealPending() reads it once, at its start,
+ * so the time read here when the call is made stands in for it.
+ */
+export const ARG_CODECS: Partial<Record<WriteMethod, { toWire(args: unknown[]): unknown[]; fromWire(args: unknown[]): unknown[] }>> = {
+  seal: {
+    toWire: ([o]) => {
+      const opts = o as { now: () => number };
+      return [{ ...opts, now: opts.now() }];
+    },
+    fromWire: ([o]) => {
+      const opts = o as { now: number };
+      const t = opts.now;
+      return [{ ...opts, now: () => t }];
+    },
+  },
+};
 
 /** main -> worker */
 export type ToWriter = { t: "calls"; calls: Array<[id: number, method: WriteMethod, args: unknown[]]> } | { t: "close" };
@@ -289,7 +312,11 @@ export class SqliteWorkerLedger extends SqlLedger {
     super("sqlite", new SqliteReaderEngine(path, () => writer.ready));
     this.writer = writer;
     for (const m of WRITE_METHODS) {
-      Object.defineProperty(this, m, { value: (...args: unknown[]) => this.writer.call(m, args), enumerable: false, writable: true, configurable: true });
+      const codec = ARG_CODECS[m];
+      const value = codec
+        ? (...args: unknown[]) => this.writer.call(m, codec.toWire(args))
+        : (...args: unknown[]) => this.writer.call(m, args);
+      Object.defineProperty(this, m, { value, enumerable: false, writable: true, configurable: true });
     }
   }
 

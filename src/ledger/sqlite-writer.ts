@@ -9,7 +9,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { SqlLedger } from "./sql-ledger.js";
 import { SqliteEngine } from "./sqlite.js";
-import { toWireError, WRITE_METHODS, type FromWriter, type ToWriter, type WriteMethod } from "./sqlite-worker.js";
+import { ARG_CODECS, toWireError, WRITE_METHODS, type FromWriter, type ToWriter } from "./sqlite-worker.js";
 
 const port = parentPort!;
 const { path, groupCommit } = workerData as { path: string; groupCommit: boolean };
@@ -69,7 +69,8 @@ port.on("message", (m: ToWriter) => {
     }
     let p: Promise<unknown>;
     try {
-      p = (ledger[method as WriteMethod] as (...a: unknown[]) => Promise<unknown>).apply(ledger, args);
+      const codec = ARG_CODECS[method];
+      p = (ledger[method] as (...a: unknown[]) => Promise<unknown>).apply(ledger, codec ? codec.fromWire(args) : args);
     } catch (e) {
       answer(id, false, toWireError(e));
       continue;
