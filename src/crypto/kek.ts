@@ -127,6 +127,15 @@ export class KeyEncryptionKeys {
     }
   }
 
+  /**
+   * The KEKs themselves, the current one first: what `new
+   * KeyEncryptionKeys(list)` needs to rebuild an equal set elsewhere (the
+   * SQLite ledger's writer thread wraps keys with its own copy).
+   */
+  toList(): Uint8Array[] {
+    return [this.current.kek, ...[...this.byFingerprint.values()].filter((k) => k !== this.current.kek)];
+  }
+
   /** True when `stored` is wrapped by the current KEK (nothing to re-wrap). */
   isCurrent(stored: Uint8Array): boolean {
     return wrappedBy(stored) === this.currentFingerprint;

@@ -198,7 +198,7 @@ export function settle<T>(p: Promise<T>): Promise<T | LedgerResult> {
 
 export class SqlLedger implements Ledger {
   /** Set by protectKeys(): keys are wrapped in the database, plain only in memory. */
-  private kek: KeyEncryptionKeys | undefined;
+  protected kek: KeyEncryptionKeys | undefined;
 
   constructor(
     readonly engine: Engine,

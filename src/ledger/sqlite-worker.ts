@@ -31,7 +31,8 @@
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
-import { LedgerError } from "./ledger.js";
+import { KeyEncryptionKeys } from "../crypto/kek.js";
+import { LedgerError, type KeyProtectionReport } from "./ledger.js";
 import { SqlLedger } from "./sql-ledger.js";
 import { SqliteReaderEngine } from "./sqlite.js";
 
@@ -56,6 +57,8 @@ export const WRITE_METHODS = [
   "foldCredits",
   // sealer.ts (issue 16)
   "seal",
+  // keys at rest (issue 12): the writer wraps new keys with its own copy of the KEKs
+  "protectKeys",
 ] as const satisfies readonly (keyof SqlLedger)[];
 
 export type WriteMethod = (typeof WRITE_METHODS)[number];
@@ -67,6 +70,10 @@ export type WriteMethod = (typeof WRITE_METHODS)[number];
  * so the time read here when the call is made stands in for it.
  */
 export const ARG_CODECS: Partial<Record<WriteMethod, { toWire(args: unknown[]): unknown[]; fromWire(args: unknown[]): unknown[] }>> = {
+  protectKeys: {
+    toWire: ([k]) => [(k as KeyEncryptionKeys).toList()],
+    fromWire: ([list]) => [new KeyEncryptionKeys(list as Uint8Array[])],
+  },
   seal: {
     toWire: ([o]) => {
       const opts = o as { now: () => number };
@@ -312,12 +319,20 @@ export class SqliteWorkerLedger extends SqlLedger {
     super("sqlite", new SqliteReaderEngine(path, () => writer.ready));
     this.writer = writer;
     for (const m of WRITE_METHODS) {
+      if (Object.prototype.hasOwnProperty.call(SqliteWorkerLedger.prototype, m)) continue;
       const codec = ARG_CODECS[m];
       const value = codec
         ? (...args: unknown[]) => this.writer.call(m, codec.toWire(args))
         : (...args: unknown[]) => this.writer.call(m, args);
       Object.defineProperty(this, m, { value, enumerable: false, writable: true, configurable: true });
     }
+  }
+
+  /** The writer thread wraps with its copy; this thread keeps the set (and its reload hook) to unwrap what it reads. */
+  override async protectKeys(kek: KeyEncryptionKeys): Promise<KeyProtectionReport> {
+    const report = (await this.writer.call("protectKeys", ARG_CODECS.protectKeys!.toWire([kek]))) as KeyProtectionReport;
+    this.kek = kek;
+    return report;
   }
 
   /** Hand-off counters (calls, messages each way), for the bench. */
