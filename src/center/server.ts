@@ -12,6 +12,7 @@ import { openLedger } from "../ledger/open.js";
 import { createRateLimiterCore, rateLimitService, remoteAddressContextValues, type RateLimitOptions } from "../server/limits.js";
 import { AdminGuard } from "../server/admin-guard.js";
 import { createLogger } from "../server/log.js";
+import type { ResourceLimits } from "../server/resource-limits.js";
 import { createServerStack, type ServerStack } from "../server/stack.js";
 import { PaymentCenter, type CenterConfig } from "./center.js";
 import { walletPages } from "./web.js";
@@ -67,6 +68,8 @@ export interface CenterServerOptions extends CenterConfig {
    * ledger opened here; none for an already-open `ledger`.
    */
   kek?: KekSource | KeyEncryptionKeys | false;
+  /** Bounds on what peers can make the server hold (src/server/resource-limits.ts). Default: the constants there. */
+  limits?: Partial<ResourceLimits>;
 }
 
 /** The PaymentCenterService methods every payment and issuance makes (M3, M4, M6, S3, S4, S6). */
@@ -78,6 +81,8 @@ export interface RunningCenter {
   sealing: SealingLoop | undefined;
   port: number;
   url: string;
+  /** The server stack (connection and resource-limit stats). */
+  stack: ServerStack;
   /** Set when this start generated the KEK file: its path, for the start-up message. */
   kekCreated?: string;
   close(graceMs?: number): Promise<void>;
@@ -154,6 +159,7 @@ export async function startCenterServer(opts: CenterServerOptions): Promise<Runn
     port: opts.port ?? 0,
     tls: opts.tls,
     logger,
+    limits: opts.limits,
     // Always: the admin guard backs off per peer address and logs it.
     adapter: { contextValues: remoteAddressContextValues },
     pages: opts.walletPages === false ? undefined : walletPages,
@@ -168,6 +174,7 @@ export async function startCenterServer(opts: CenterServerOptions): Promise<Runn
     sealing,
     port,
     url,
+    stack,
     kekCreated,
     async close(graceMs = 5_000) {
       await stack.close(graceMs);

@@ -41,14 +41,11 @@ import { createNodeHandler } from "./malformed-input.js";
 import type { Logger } from "./log.js";
 import { withHttpExtras, type PageHandler } from "./http-extras.js";
 import { sniffConnection } from "./protocol-sniff.js";
+import { FIRST_BYTE_TIMEOUT_MS, MESSAGE_BYTES_MAX, ResourceGuard, STREAMS_PER_CONNECTION_MAX, type ResourceGuardStats, type ResourceLimits } from "./resource-limits.js";
 import { createReflectionIndex, reflectionServices, registerReflection } from "./reflection.js";
 
-/**
- * Largest request message accepted, in bytes. Scripwire messages are scrip,
- * certificates and small receipts (well under 4 KiB); 1 MiB leaves room for
- * batches while keeping a single call from pinning much memory.
- */
-export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
+/** Largest request message accepted, in bytes: {@link MESSAGE_BYTES_MAX} (src/server/resource-limits.ts says why). */
+export const DEFAULT_MAX_MESSAGE_BYTES = MESSAGE_BYTES_MAX;
 
 /** How long `close()` lets in-flight calls finish before aborting them. */
 export const DEFAULT_GRACE_MS = 10_000;
@@ -58,14 +55,14 @@ export const DEFAULT_GRACE_MS = 10_000;
  * (4294967295) is unbounded; 1000 is generous for a wallet or seller
  * multiplexing many payments, yet bounds what one peer can start at once.
  */
-export const DEFAULT_MAX_CONCURRENT_STREAMS = 1000;
+export const DEFAULT_MAX_CONCURRENT_STREAMS = STREAMS_PER_CONNECTION_MAX;
 
 /**
  * How long a cleartext connection may stay silent before its first bytes
  * arrive (and its protocol is known). After that, the HTTP servers' own
  * timeouts apply.
  */
-export const SNIFF_TIMEOUT_MS = 10_000;
+export const SNIFF_TIMEOUT_MS = FIRST_BYTE_TIMEOUT_MS;
 
 /**
  * After the grace period, handlers are aborted with UNAVAILABLE; this is how
@@ -137,6 +134,14 @@ export interface ServerStackOptions {
   corsOrigins?: readonly string[];
   /** Plain HTTP pages served beside the RPCs (the wallet, the mall). */
   pages?: PageHandler;
+  /**
+   * Bounds on what peers can make the server hold: buffered bytes, deadlines,
+   * connections per address (src/server/resource-limits.ts). Applied to every
+   * connection and stream, whichever path serves the call. Default: the
+   * constants there; `maxMessageBytes` and `maxConcurrentStreams` win over
+   * the corresponding fields here.
+   */
+  limits?: Partial<ResourceLimits>;
 }
 
 /** Where a listening stack can be reached. */
@@ -192,6 +197,8 @@ export interface ServerStack {
    * They are HTTP/2 streams, so `close()` waits for them like any call.
    */
   fastUnaryInFlight(): number;
+  /** What the resource limits did (buffered bytes held, resets, idle closes, refused connections). */
+  resources(): ResourceGuardStats;
 }
 
 // Per-socket HTTP/1 bookkeeping, stored on the socket to avoid a Map lookup.
@@ -211,14 +218,16 @@ export function createServerStack(options: ServerStackOptions): ServerStack {
   const logger = options.logger ?? createLogger();
   const host = options.host ?? "127.0.0.1";
   const port = options.port ?? 0;
-  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-  const maxConcurrentStreams = options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS;
+  const maxMessageBytes = options.maxMessageBytes ?? options.limits?.messageBytesMax ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const maxConcurrentStreams = options.maxConcurrentStreams ?? options.limits?.streamsPerConnectionMax ?? DEFAULT_MAX_CONCURRENT_STREAMS;
   checkPositiveInt("maxMessageBytes", maxMessageBytes);
   checkPositiveInt("maxConcurrentStreams", maxConcurrentStreams);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new RangeError(`"port" expected an integer in 0..65535, got ${port}`);
   }
   const serveReflection = options.reflection ?? true;
+  const guard = new ResourceGuard({ ...options.limits, messageBytesMax: maxMessageBytes, streamsPerConnectionMax: maxConcurrentStreams }, logger);
+  const limits = guard.limits;
 
   const allServices = uniqueServices([
     ...options.services,
@@ -280,16 +289,14 @@ export function createServerStack(options: ServerStackOptions): ServerStack {
       });
     }
   }
-  // HTTP/2 requests (cleartext or TLS) try the fast path first.
-  const http2Handler =
-    fast === undefined
-      ? handler
-      : (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
-          // Browser calls (they carry Origin) need CORS headers the fast path does not write.
-          if (req.headers.origin !== undefined || !fast.handle(req, res)) {
-            handler(req, res);
-          }
-        };
+  // HTTP/2 requests (cleartext or TLS): resource limits first, then the fast path.
+  const http2Handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    guard.admitHttp2(req);
+    // Browser calls (they carry Origin) need CORS headers the fast path does not write.
+    if (fast === undefined || req.headers.origin !== undefined || !fast.handle(req, res)) {
+      handler(req, res);
+    }
+  };
 
   // --- connection tracking ------------------------------------------------
   const sockets = new Set<net.Socket>();
@@ -315,6 +322,7 @@ export function createServerStack(options: ServerStackOptions): ServerStack {
   };
   const onSession = (session: http2.ServerHttp2Session) => {
     sessions.add(session);
+    guard.onSession(session);
     session.once("close", () => sessions.delete(session));
     if (closing) {
       session.close();
@@ -325,6 +333,7 @@ export function createServerStack(options: ServerStackOptions): ServerStack {
   // keep-alive connections (destroy now) from busy ones (close after reply).
   const http1Handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const socket = req.socket as TrackedSocket;
+    guard.admitHttp1(req);
     socket[kActive] = (socket[kActive] ?? 0) + 1;
     socket[kLastResponse] = res;
     if (closing) {
@@ -343,11 +352,7 @@ export function createServerStack(options: ServerStackOptions): ServerStack {
     handler(req, res);
   };
 
-  const h2Options: http2.ServerOptions = {
-    settings: { maxConcurrentStreams },
-    // Without this, Node assumes 100 until the peer's SETTINGS arrive.
-    peerMaxConcurrentStreams: maxConcurrentStreams,
-  };
+  const h2Options: http2.ServerOptions = guard.http2Settings();
 
   let listener: net.Server;
   let http1Server: http.Server | undefined;
@@ -360,6 +365,8 @@ export function createServerStack(options: ServerStackOptions): ServerStack {
         allowHTTP1: true,
         ALPNProtocols: ["h2", "http/1.1"],
         noDelay: true,
+        // A TLS handshake is a connection's first bytes: same deadline as cleartext.
+        handshakeTimeout: limits.firstByteTimeoutMs,
       } as http2.SecureServerOptions,
       (req, res) => {
         if (req.httpVersionMajor === 2) {
@@ -369,7 +376,9 @@ export function createServerStack(options: ServerStackOptions): ServerStack {
         }
       },
     );
-    secure.on("connection", trackSocket);
+    secure.on("connection", (socket: net.Socket) => {
+      if (guard.acceptConnection(socket)) trackSocket(socket);
+    });
     secure.on("secureConnection", (tlsSocket) => {
       if (tlsSocket.alpnProtocol !== "h2") {
         trackHttp1(tlsSocket);
@@ -383,7 +392,7 @@ export function createServerStack(options: ServerStackOptions): ServerStack {
     secure.on("tlsClientError", (err) => logger.debug("tls client error", { error: err }));
     listener = secure;
   } else {
-    const h1 = http.createServer(http1Handler);
+    const h1 = http.createServer({ headersTimeout: limits.headersTimeoutMs, requestTimeout: limits.headersTimeoutMs + limits.bodyTimeoutMs }, http1Handler);
     const h2 = http2.createServer(h2Options, http2Handler);
     h2.on("session", onSession);
     h2.on("sessionError", (err) => logger.debug("http2 session error", { error: err }));
@@ -409,18 +418,20 @@ export function createServerStack(options: ServerStackOptions): ServerStack {
       socket.removeListener("error", onSniffError);
     };
     listener = net.createServer({ noDelay: true }, (socket) => {
+      if (!guard.acceptConnection(socket)) return;
       trackSocket(socket);
       if (closing) {
         socket.destroy();
         return;
       }
-      socket.setTimeout(SNIFF_TIMEOUT_MS, onSniffTimeout);
+      socket.setTimeout(limits.firstByteTimeoutMs, onSniffTimeout);
       socket.on("error", onSniffError);
       sniffConnection(socket, toHttp1, toHttp2);
     });
     http1Server = h1;
   }
   listener.on("error", (err) => logger.error("listener error", { error: err }));
+  listener.maxConnections = limits.connectionsMax;
 
   // --- lifecycle ------------------------------------------------------------
   let address: ServerAddress | undefined;
@@ -554,6 +565,7 @@ export function createServerStack(options: ServerStackOptions): ServerStack {
       forcedCloses,
     }),
     fastUnaryInFlight: () => fast?.inFlight ?? 0,
+    resources: () => guard.stats(),
   };
 }
 

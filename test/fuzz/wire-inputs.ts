@@ -6,12 +6,13 @@
  * messages above the server's 1 MiB limit; framings are Connect unary or
  * streaming, gRPC and gRPC-Web, with honest or lying length prefixes.
  */
+import { DEFAULT_MAX_MESSAGE_BYTES } from "../../src/server/stack.js";
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { Prng } from "../torture/prng.js";
 import { envelope, type Framing } from "./wire.js";
 
 /** The stack's readMaxBytes (src/server/stack.ts DEFAULT_MAX_MESSAGE_BYTES). */
-export const MAX_MESSAGE_BYTES = 1024 * 1024;
+export const MAX_MESSAGE_BYTES = DEFAULT_MAX_MESSAGE_BYTES;
 
 export interface WireInput {
   path: string;
