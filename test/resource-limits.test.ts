@@ -91,17 +91,20 @@ test.serial("the 1 000-stream x 1 MB never-ending probe keeps the center under t
   const sampler = setInterval(() => (peak = Math.max(peak, rssMb(child.pid!))), 100);
   const honest = createClient(PaymentCenterService, createTransport(url, { protocol: "grpc" }));
   const infos: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    const info = await honest.getCenterInfo({});
-    infos.push(info.publicKey.length);
-    await new Promise((r) => setTimeout(r, 500));
+  // Until every attacker stream was dealt with (answered or reset), at most
+  // 30 s: on the code before the limits none ever was, and RSS kept growing.
+  const until = Date.now() + 30_000;
+  while (outcomes.answered + outcomes.reset < streams.length && Date.now() < until) {
+    infos.push((await honest.getCenterInfo({})).publicKey.length);
+    await new Promise((r) => setTimeout(r, 250));
   }
+  infos.push((await honest.getCenterInfo({})).publicKey.length);
   clearInterval(sampler);
   peak = Math.max(peak, rssMb(child.pid!));
-  t.log(`center RSS: ${before.toFixed(0)} MB before, ${peak.toFixed(0)} MB peak during the probe (bound ${PROBE_RSS_BOUND_MB} MB); attacker streams answered ${outcomes.answered}, reset ${outcomes.reset}`);
-  t.deepEqual(infos, [32, 32, 32, 32, 32], "the second client was answered throughout");
+  t.log(`center RSS: ${before.toFixed(0)} MB before, ${peak.toFixed(0)} MB peak during the probe (bound ${PROBE_RSS_BOUND_MB} MB); of ${streams.length} attacker streams ${outcomes.answered} answered, ${outcomes.reset} reset; the honest client was answered ${infos.length} times meanwhile`);
+  t.true(infos.every((n) => n === 32), "the second client was answered throughout");
   t.true(peak < PROBE_RSS_BOUND_MB, `peak RSS ${peak.toFixed(0)} MB`);
-  t.true(outcomes.answered + outcomes.reset > 0, "the attacker's streams were refused, not held");
+  t.is(Math.min(streams.length, outcomes.answered + outcomes.reset), streams.length, "every attacker stream was refused or reset, none held open");
   attacker.destroy();
 });
 
