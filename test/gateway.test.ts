@@ -534,3 +534,19 @@ test("CORS: a configured origin's page can read the challenge and send the crede
   t.is(paid.status, 200);
   t.is(paid.headers["access-control-allow-origin"], "https://app.example");
 });
+
+test("a route that lists POST charges for it too, and streams the request body to the upstream", async (t) => {
+  const r = await rig(t, {}, { premium: { methods: ["GET", "POST"] } });
+  const body = new Uint8Array(3 * 1024 * 1024).fill(7);
+  const unpaid = await fetch(r.gw.url + "/premium/upload", { method: "POST", body });
+  t.is(unpaid.status, 402);
+  await unpaid.arrayBuffer();
+  t.deepEqual(r.up.log, []);
+  const { auth } = await pay(r, "/premium/upload");
+  const paid = await fetch(r.gw.url + "/premium/upload", { method: "POST", body, headers: { authorization: auth } });
+  t.is(paid.status, 200);
+  t.like(await paid.json(), { method: "POST", bytes: body.length });
+  const head = await fetch(r.gw.url + "/premium/upload", { method: "HEAD", headers: { authorization: auth } });
+  t.is(head.status, 405, "HEAD is not listed on this route");
+  t.is(head.headers.get("allow"), "GET, POST");
+});

@@ -71,10 +71,14 @@ export async function startUpstream(): Promise<Upstream> {
       pump();
       return;
     }
-    const body = JSON.stringify({ path: url, method: req.method, range: req.headers.range ?? null });
-    res.writeHead(200, { "content-type": "application/json", "cache-control": "public, max-age=60", "set-cookie": "upstream=1; Path=/" });
-    if (req.method === "HEAD") res.end();
-    else req.resume().on("end", () => res.end(body));
+    let bytes = 0;
+    req.on("data", (c: Buffer) => (bytes += c.length));
+    req.on("end", () => {
+      const body = JSON.stringify({ path: url, method: req.method, range: req.headers.range ?? null, ...(bytes ? { bytes } : {}) });
+      res.writeHead(200, { "content-type": "application/json", "cache-control": "public, max-age=60", "set-cookie": "upstream=1; Path=/" });
+      if (req.method === "HEAD") res.end();
+      else res.end(body);
+    });
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   up.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
