@@ -550,3 +550,12 @@ test("a route that lists POST charges for it too, and streams the request body t
   t.is(head.status, 405, "HEAD is not listed on this route");
   t.is(head.headers.get("allow"), "GET, POST");
 });
+
+test("wallet.fetch refuses a price in another currency before any payment step", async (t) => {
+  const r = await rig(t, {}, { premium: { currency: "USD" } });
+  const start = r.wallet.balance().value;
+  const e = await t.throwsAsync(r.wallet.fetch(r.gw.url + "/premium/x", { maxPrice: 100n }), { instanceOf: RefusedError });
+  t.is(e!.reason, "WRONG_CURRENCY");
+  t.is(r.wallet.balance().value, start);
+  t.is(r.wallet.history().length, 4, "register + three earnings, nothing else");
+});

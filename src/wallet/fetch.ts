@@ -144,7 +144,11 @@ export async function scripFetch(wallet: Wallet, input: string | URL, opts: Scri
   }
   await res.body?.cancel();
 
-  // 3. Pay.
+  // 3. Pay (checks first: nothing is signed or sent for a payment that cannot happen).
+  const held = wallet.registered ? wallet.balance().currency : undefined;
+  if (held !== undefined && challenge.currency !== held) {
+    throw new RefusedError("PM2_1", "WRONG_CURRENCY", `${url.href} is paid in ${challenge.currency}; this wallet holds ${held}`);
+  }
   if (challenge.price > opts.maxPrice) {
     throw new RefusedError("PM2_1", "PRICE_TOO_HIGH", `${url.href} costs ${challenge.price} ${challenge.currency}, above your limit of ${opts.maxPrice}`);
   }
