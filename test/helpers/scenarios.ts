@@ -19,7 +19,7 @@ import { fromCheckpointMessage } from "../../src/center/sealing.js";
 import type { Ledger } from "../../src/ledger/ledger.js";
 import type { PaymentCenter } from "../../src/center/center.js";
 import type { Transport } from "@connectrpc/connect";
-import { QUIZ, type WorldOptions } from "./inproc.js";
+import { QUIZ, testClock, type WorldOptions } from "./inproc.js";
 import { hdr, RawCustomer, tamper } from "./raw.js";
 
 export interface World {
@@ -255,10 +255,14 @@ export function registerScenarios(test: TestFn, makeWorld: MakeWorld, label: str
     t.is(mine.header?.cmdType, CmdType.GM5_1);
   });
 
-  scenario("expired scrip is refused until renewed, and renewal keeps its value", { config: { scripLifetimeSeconds: 2 } }, async (t, w) => {
+  // The center's clock is skewed forward instead of sleeping: a 2-second lifetime
+  // with a real sleep failed whenever registering and earning took longer than 2 s
+  // on a loaded machine. 60 s of lifetime, then 70 s of skew (offers live 600 s).
+  const expiryClock = testClock();
+  scenario("expired scrip is refused until renewed, and renewal keeps its value", { config: { scripLifetimeSeconds: 60, clock: expiryClock.now } }, async (t, w) => {
     const c = await customer(w);
     await c.earn(QUIZ.itemId, QUIZ.answer);
-    await new Promise((r) => setTimeout(r, 3100));
+    expiryClock.advance(70_000);
     const before = await snapshot(w);
     const p = await permit(c, "ad-1", "");
     await c.m3(p);
