@@ -68,11 +68,27 @@ function open(path: string, readonly: boolean): Database.Database {
     db.pragma("journal_mode = WAL");
     // better-sqlite3 defaults WAL to synchronous=NORMAL, which can lose the
     // last commits on power loss: a reply that moved value must not outlive them.
-    db.pragma("synchronous = FULL");
+    db.pragma(`synchronous = ${unsafeSynchronous() ?? "FULL"}`);
     db.pragma("foreign_keys = ON");
   }
   db.pragma("busy_timeout = 5000");
   return db;
+}
+
+/**
+ * TEST ONLY: SCRIPWIRE_UNSAFE_SQLITE_SYNCHRONOUS=NORMAL|OFF weakens durability
+ * so the power-loss torture (test/torture, --unsafe-synchronous) can show that
+ * it catches the replies such a center loses. Never set it in production; the
+ * center says so on stderr when it is set.
+ */
+export const UNSAFE_SYNCHRONOUS_ENV = "SCRIPWIRE_UNSAFE_SQLITE_SYNCHRONOUS";
+let warned = false;
+function unsafeSynchronous(): "NORMAL" | "OFF" | undefined {
+  const v = process.env[UNSAFE_SYNCHRONOUS_ENV]?.toUpperCase();
+  if (v !== "NORMAL" && v !== "OFF") return undefined;
+  if (!warned) process.stderr.write(`WARNING: ${UNSAFE_SYNCHRONOUS_ENV}=${v}: SQLite synchronous=${v}; acknowledged payments can be lost on power loss (test only)\n`);
+  warned = true;
+  return v;
 }
 
 /**

@@ -24,6 +24,8 @@ export interface CenterProcessOptions {
   redeemThreshold: bigint;
   /** Child stderr/stdout are appended here, for the post-mortem. */
   logPath: string;
+  /** Extra environment for the child (the harness strips SCRIPWIRE_* otherwise). */
+  env?: Record<string, string>;
 }
 
 /** A free TCP port on loopback (bound once, then released for the child). */
@@ -89,7 +91,7 @@ export class CenterProcess {
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("SCRIPWIRE_")));
     const child = spawn(process.execPath, args, {
       cwd: REPO_ROOT,
-      env: { ...env, SCRIPWIRE_LOG: process.env.SCRIPWIRE_LOG ?? "error" },
+      env: { ...env, SCRIPWIRE_LOG: process.env.SCRIPWIRE_LOG ?? "error", ...o.env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     this.child = child;
@@ -129,6 +131,25 @@ export class CenterProcess {
     c.kill("SIGKILL");
     await this.exited;
     this.child = undefined;
+  }
+
+  /**
+   * A power cut: SIGSTOP freezes the center so nothing commits after the cut,
+   * `cut` drops the file system's unsynced data (LazyFS), then SIGKILL.
+   */
+  async powerCut(cut: () => Promise<void>): Promise<void> {
+    const c = this.child;
+    this.up = false;
+    if (!c) return;
+    this.log.write(`--- SIGSTOP + power cut + SIGKILL at ${new Date().toISOString()}\n`);
+    c.kill("SIGSTOP");
+    try {
+      await cut();
+    } finally {
+      c.kill("SIGKILL");
+      await this.exited;
+      this.child = undefined;
+    }
   }
 
   /** SIGTERM: graceful stop (drains in-flight calls, closes the ledger). */

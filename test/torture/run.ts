@@ -32,7 +32,11 @@ import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import Database from "better-sqlite3";
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { checkpointFromJson, checkpointToJson, type CheckpointJson } from "../../src/ledger/chain.js";
+import { fromCheckpointMessage } from "../../src/center/sealing.js";
+import { UNSAFE_SYNCHRONOUS_ENV } from "../../src/ledger/sqlite.js";
+import { findLazyFs, LazyFs } from "./lazyfs.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -78,7 +82,7 @@ interface ModeConfig {
   itemsPerCampaign: number;
 }
 
-const MODES: Record<"quick" | "full", ModeConfig> = {
+const MODES: Record<"quick" | "full" | "long" | "power", ModeConfig> = {
   quick: {
     wallets: 16,
     faultPhaseMs: 100_000,
@@ -101,7 +105,34 @@ const MODES: Record<"quick" | "full", ModeConfig> = {
     campaigns: 6,
     itemsPerCampaign: 1_200,
   },
+  // Scale: >= 1,000 center SIGKILLs under concurrent load (hours on 2 shared cores).
+  long: {
+    wallets: 24,
+    faultPhaseMs: 600_000,
+    crashesMin: 1_000,
+    faultPhaseMsMax: 6 * 3_600_000,
+    uptimeMs: [300, 1_500],
+    walletCrashEveryMs: [150, 900],
+    rates: { drop: 0.04, duplicate: 0.05, delay: 0.05, delayMsMax: 250 },
+    campaigns: 6,
+    itemsPerCampaign: 4_000,
+  },
+  // Power loss on LazyFS: each "crash" freezes the center, drops every unsynced write, kills it and remounts.
+  power: {
+    wallets: 16,
+    faultPhaseMs: 30_000,
+    crashesMin: 3,
+    faultPhaseMsMax: 90_000,
+    uptimeMs: [4_000, 7_000],
+    walletCrashEveryMs: [300, 1_500],
+    rates: { drop: 0.04, duplicate: 0.05, delay: 0.05, delayMsMax: 250 },
+    campaigns: 4,
+    itemsPerCampaign: 400,
+  },
 };
+
+/** Crash-time copies of the ledger audited at the end (with the checkpoint fetched just before the crash): untampered ledgers, so 0 alarms is the bar. */
+const SNAPSHOTS_MAX = 25;
 
 /** The workload: mostly earning and paying, some redemption, renewal, restores from the recovery code, and cheating. */
 const MIX: Record<Op, number> = { earn: 44, pay: 37, redeem: 3, renew: 3, race: 4, replay: 3, restore: 3, idle: 3 };
@@ -117,17 +148,34 @@ const ADMIN_TOKEN = "torture-admin-token-0123456789";
 const VENDOR_ID = "torture-mall";
 
 function parseArgs(argv: string[]) {
-  const out: { quick: boolean; seed?: number; keep: boolean; wallets?: number; seconds?: number } = { quick: false, keep: false };
+  const out: { quick: boolean; long: boolean; powerLoss: boolean; expectLoss: boolean; unsafeSync?: string; seed?: number; keep: boolean; wallets?: number; seconds?: number; crashes?: number } = {
+    quick: false,
+    long: false,
+    powerLoss: false,
+    expectLoss: false,
+    keep: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "--quick") out.quick = true;
     else if (a === "--keep") out.keep = true;
+    else if (a === "--long") out.long = true;
+    else if (a === "--power-loss") out.powerLoss = true;
+    else if (a === "--expect-loss") out.expectLoss = true;
+    else if (a === "--unsafe-synchronous") out.unsafeSync = argv[++i];
+    else if (a === "--crashes") out.crashes = Number(argv[++i]);
     else if (a === "--seed") out.seed = Number(argv[++i]) >>> 0;
     else if (a.startsWith("--seed=")) out.seed = Number(a.slice(7)) >>> 0;
     else if (a === "--wallets") out.wallets = Number(argv[++i]);
     else if (a === "--seconds") out.seconds = Number(argv[++i]);
     else if (a === "--help" || a === "-h") {
-      process.stdout.write("usage: npm run torture -- [--quick] [--seed N] [--wallets N] [--seconds S] [--keep]\n");
+      process.stdout.write(
+        "usage: npm run torture -- [--quick | --long] [--power-loss [--unsafe-synchronous NORMAL|OFF --expect-loss]] [--crashes N] [--seed N] [--wallets N] [--seconds S] [--keep]\n" +
+          "  --long          run until >= 1,000 center SIGKILLs under load (hours)\n" +
+          "  --power-loss    center data directory on LazyFS; each crash drops unsynced writes (needs root, /dev/fuse, LazyFS built)\n" +
+          "  --unsafe-synchronous NORMAL|OFF  TEST ONLY: weaken the center's SQLite durability\n" +
+          "  --expect-loss   succeed only if the harness reports a violation (shows it catches a loss)\n",
+      );
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -138,27 +186,49 @@ const fmt = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
-  const mode = args.quick ? "quick" : "full";
+  const mode = args.powerLoss ? "power" : args.long ? "long" : args.quick ? "quick" : "full";
   const cfg = { ...MODES[mode] };
   if (args.wallets) cfg.wallets = args.wallets;
+  if (args.crashes) cfg.crashesMin = args.crashes;
+  if (args.unsafeSync && !/^(NORMAL|OFF)$/.test(args.unsafeSync)) throw new Error("--unsafe-synchronous must be NORMAL or OFF");
+  let lazy: LazyFs | undefined;
+  if (args.powerLoss) {
+    const found = findLazyFs();
+    if ("skip" in found) {
+      process.stdout.write(`torture --power-loss SKIPPED: ${found.skip}\n`);
+      return 0;
+    }
+    lazy = new LazyFs(found.bin, mkdtempSync(join(tmpdir(), "scripwire-lazyfs-")));
+    await lazy.mount();
+  }
   if (args.seconds) {
     cfg.faultPhaseMs = args.seconds * 1000;
     cfg.faultPhaseMsMax = Math.max(cfg.faultPhaseMsMax, cfg.faultPhaseMs * 1.5);
   }
   const seed = args.seed ?? freshSeed();
-  const replay = `npm run torture -- ${args.quick ? "--quick " : ""}--seed ${seed}`;
+  const replay = `npm run torture -- ${process.argv.slice(2).filter((a, i, all) => a !== "--seed" && all[i - 1] !== "--seed" && !a.startsWith("--seed=")).join(" ")} --seed ${seed}`.replace(/ +/g, " ");
   process.stdout.write(`torture: mode=${mode} seed=${seed} wallets=${cfg.wallets} (replay: ${replay})\n`);
   const t0 = Date.now();
   const rng = new Prng(seed);
 
   const dir = mkdtempSync(join(tmpdir(), "scripwire-torture-"));
-  const dataDir = join(dir, "data");
+  const dataDir = lazy ? join(lazy.mnt, "data") : join(dir, "data");
   const dbPath = join(dataDir, "center.sqlite");
   const centerLog = join(dir, "center.log");
   const model = new Model();
   const stats = new Stats();
   const faults = new Faults(NO_FAULTS);
-  const center = new CenterProcess({ port: await freePort(), dataDir, adminToken: ADMIN_TOKEN, currencies: ["KRW"], redeemThreshold: REDEEM_THRESHOLD, logPath: centerLog });
+  const center = new CenterProcess({
+    port: await freePort(),
+    dataDir,
+    adminToken: ADMIN_TOKEN,
+    currencies: ["KRW"],
+    redeemThreshold: REDEEM_THRESHOLD,
+    logPath: centerLog,
+    env: args.unsafeSync ? { [UNSAFE_SYNCHRONOUS_ENV]: args.unsafeSync } : undefined,
+  });
+  const snapshots: { path: string; checkpoint?: CheckpointJson }[] = [];
+  let ledgerLost: string | undefined;
   let seller: Awaited<ReturnType<typeof startSellerServer>> | undefined;
   let keepDir = args.keep;
   const restartMs: number[] = [];
@@ -168,6 +238,7 @@ async function main(): Promise<number> {
     await center.start();
     const adminTransport = createTransport(center.url, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     const admin = createClient(CenterAdminService, adminTransport);
+    const centerClient = createClient(PaymentCenterService, createTransport(center.url));
 
     // ---- world: a vendor, campaigns with many items (one reward per customer per item), a catalog.
     const vendor = await admin.createVendor({ vendorId: VENDOR_ID, vendor: { dnsName: "mall.torture", serverName: "Torture Mall", port: 443 } });
@@ -248,11 +319,28 @@ async function main(): Promise<number> {
       while (!faultPhaseOver()) {
         await sleep(chaosRng.int(cfg.uptimeMs[0], cfg.uptimeMs[1]));
         if (faultPhaseOver()) break;
-        await center.kill();
+        // The checkpoint a seller would hold at this moment: the ledger after the crash must still extend it.
+        const held = await centerClient.getCheckpoint({}, { timeoutMs: 2_000 }).then((r) => r.checkpoint, () => undefined);
+        if (lazy) {
+          await center.powerCut(() => lazy!.clearCache());
+          await lazy.remount();
+        } else await center.kill();
         stats.centerCrashes++;
+        if (snapshots.length < SNAPSHOTS_MAX) {
+          const path = join(dir, `crash-${stats.centerCrashes}.sqlite`);
+          for (const ext of ["", "-wal"]) if (existsSync(dbPath + ext)) copyFileSync(dbPath + ext, path + ext);
+          snapshots.push({ path, checkpoint: held ? checkpointToJson(fromCheckpointMessage(held)) : undefined });
+        }
         await sleep(chaosRng.int(0, 300));
         const r0 = Date.now();
-        await center.start();
+        try {
+          await center.start();
+        } catch (e) {
+          // After a power cut that took the ledger with it, `serve` refuses to start: that IS the loss.
+          ledgerLost = `the center does not start after crash ${stats.centerCrashes}: ${e instanceof Error ? e.message : String(e)}; ${readTail(centerLog)}`;
+          model.violation("center", ledgerLost);
+          return;
+        }
         restartMs.push(Date.now() - r0);
       }
     })();
@@ -350,6 +438,7 @@ async function main(): Promise<number> {
     }, 10_000);
 
     await centerChaos;
+    if (ledgerLost) throw new LedgerLost(ledgerLost);
     await walletChaos;
     await refunder;
     faulting = false;
@@ -423,10 +512,29 @@ async function main(): Promise<number> {
     else fail(`${undelivered} receipts did not deliver at the seller`);
 
     const campaignsNow = (await admin.listCampaigns({})).campaigns;
-    await center.stop();
 
     // ---- checks against the stopped database.
-    const finalAudit = await run(process.execPath, [CLI, "audit", "--json", "--database", dbPath], { cwd: REPO_ROOT, env: childEnv }).then(
+    // Crash-time copies, each against the checkpoint a seller held just before that crash: no false alarm, nothing lost.
+    let snapshotAlarms = 0;
+    for (const snap of snapshots) {
+      const l = openSqliteLedger(snap.path);
+      try {
+        const r = await l.audit({ checkpoint: snap.checkpoint ? checkpointFromJson(snap.checkpoint) : undefined });
+        if (!r.ok || (snap.checkpoint && !r.savedCheckpointOk)) {
+          snapshotAlarms++;
+          fail(`audit of the ledger as a crash left it (${snap.path}): ${r.problems.slice(0, 3).join("; ")}`);
+        }
+      } finally {
+        await l.close();
+      }
+    }
+    if (snapshotAlarms === 0) pass(`${snapshots.length} ledgers as crashes left them: the audit passes on every one (chain, checkpoint held before the crash, rows, conservation), 0 alarms`);
+
+    // The checkpoint a seller keeps, then the graceful stop (which seals everything and signs a last checkpoint).
+    const savedCheckpoint = join(dir, "checkpoint.json");
+    await run(process.execPath, [CLI, "center", "checkpoint", "--center", center.url, "--out", savedCheckpoint], { cwd: REPO_ROOT, env: childEnv });
+    await center.stop();
+    const finalAudit = await run(process.execPath, [CLI, "audit", "--json", "--require-sealed", "--checkpoint", savedCheckpoint, "--database", dbPath], { cwd: REPO_ROOT, env: childEnv }).then(
       (r) => ({ code: 0, out: r.stdout }),
       (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, out: `${e.stdout ?? ""}${e.stderr ?? ""}` }),
     );
@@ -437,7 +545,7 @@ async function main(): Promise<number> {
         return {};
       }
     })();
-    if (finalAudit.code === 0) pass(`scripwire audit after shutdown: exit 0 (${auditJson.transfersChecked} transfers, ${auditJson.accountsChecked} accounts, ${auditJson.scripsChecked} scrips)`);
+    if (finalAudit.code === 0) pass(`scripwire audit --require-sealed --checkpoint <held> after shutdown: exit 0 (${auditJson.transfersChecked} transfers, ${auditJson.accountsChecked} accounts, ${auditJson.scripsChecked} scrips)`);
     else fail(`scripwire audit after shutdown: exit ${finalAudit.code}: ${finalAudit.out.trim()}`);
 
     const ledger = openSqliteLedger(dbPath);
@@ -511,6 +619,7 @@ async function main(): Promise<number> {
         ``,
       ].join("\n"),
     );
+    if (args.expectLoss) return expectLossVerdict(model.violations.length, seed);
     if (model.violations.length > 0) {
       for (const v of model.violations.slice(0, 40)) process.stdout.write(`  [${fmt(v.at)}] ${v.who}: ${v.what}\n`);
       process.stdout.write(`\nFAILED: seed=${seed}; replay with: ${replay}\ncenter log and database kept in ${dir}\n`);
@@ -520,6 +629,13 @@ async function main(): Promise<number> {
     process.stdout.write(`PASSED: seed=${seed}\n`);
     return 0;
   } catch (e) {
+    if (e instanceof LedgerLost) {
+      process.stdout.write(`\nLEDGER LOST: ${e.message}\n`);
+      if (args.expectLoss) return expectLossVerdict(1, seed);
+      process.stdout.write(`FAILED: seed=${seed}; replay with: ${replay}\ncenter log and database kept in ${dir}\n`);
+      keepDir = true;
+      return 1;
+    }
     process.stdout.write(`\nHARNESS ERROR: ${e instanceof Error ? e.stack : String(e)}\nseed=${seed}; replay with: ${replay}\ncenter log and database kept in ${dir}\n`);
     keepDir = true;
     return 2;
@@ -527,7 +643,32 @@ async function main(): Promise<number> {
     await seller?.close(500).catch(() => {});
     await center.stop().catch(() => {});
     center.close();
+    if (lazy) {
+      process.stdout.write(`  power cuts:   ${lazy.cuts} (LazyFS clear-cache with the center frozen)\n`);
+      await lazy.unmount().catch(() => {});
+      lazy.close();
+    }
     if (!keepDir) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+class LedgerLost extends Error {}
+
+/** --expect-loss: the run exists to show the harness catches a durability bug; success = it reported one. */
+function expectLossVerdict(violations: number, seed: number): number {
+  if (violations > 0) {
+    process.stdout.write(`EXPECTED LOSS CAUGHT: the harness reported ${violations} violation(s) with weakened durability (seed=${seed})\n`);
+    return 0;
+  }
+  process.stdout.write(`NOT CAUGHT: no violation with weakened durability (seed=${seed}); the harness missed the loss or no cut hit unsynced data\n`);
+  return 1;
+}
+
+function readTail(path: string): string {
+  try {
+    return readFileSync(path, "utf8").trim().split("\n").slice(-3).join(" | ");
+  } catch {
+    return "";
   }
 }
 
