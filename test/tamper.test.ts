@@ -31,7 +31,7 @@ import { openSqliteLedger } from "../src/ledger/sqlite.js";
 import { Seller } from "../src/seller/seller.js";
 import { sellerService } from "../src/seller/service.js";
 import { centerConfig, QUIZ, seedLedger } from "./helpers/inproc.js";
-import { freshPgDatabase, pgTestUrl, PG_SKIP_REASON } from "./helpers/pg.js";
+import { dropDatabase, freshPgDatabase, pgTestUrl, PG_SKIP_REASON } from "./helpers/pg.js";
 import { hdr, RawCustomer } from "./helpers/raw.js";
 
 /** A database handle the cases speak through, the same on both engines. */
@@ -450,7 +450,16 @@ if (!pgUrl) {
         ctx,
         async copy() {
           const name = `${base.name}_c${Math.floor(Math.random() * 1e9)}`;
-          await admin(`CREATE DATABASE ${name} TEMPLATE ${base.name}`);
+          // The template must have no other session; an autovacuum worker may hold it for a moment.
+          for (let i = 0; ; i++) {
+            try {
+              await admin(`CREATE DATABASE ${name} TEMPLATE ${base.name}`);
+              break;
+            } catch (e) {
+              if ((e as { code?: string }).code !== "55006" || i >= 50) throw e;
+              await new Promise((r) => setTimeout(r, 200));
+            }
+          }
           const u = new URL(base.url);
           u.pathname = `/${name}`;
           const client = new pg.Client({ connectionString: u.toString() });
@@ -473,7 +482,8 @@ if (!pgUrl) {
             async done() {
               await client.end();
               await l.close();
-              await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+              // Retries while an autovacuum worker is attached (helpers/pg.ts).
+              await dropDatabase(pgUrl, name);
             },
           };
         },

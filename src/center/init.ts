@@ -47,7 +47,7 @@ export class LedgerExistsError extends Error {
 
 /** Redacts a URL's password for messages. */
 export function describeDatabase(database: string): string {
-  return isPostgresUrl(database) ? database.replace(/:\/\/([^:/@]+):[^@]*@/, "://$1:***@") : database;
+  return isPostgresUrl(database) ? database.replace(/:\/\/([^:/@]+):[^@]*@/g, "://$1:***@") : database;
 }
 
 /** True when the ledger holds the center's keys (the schema may or may not exist yet). */

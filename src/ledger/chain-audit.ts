@@ -187,6 +187,30 @@ export async function auditChain(q: SqlTx, opts: { saved?: Checkpoint; requireSe
   }
   for (const [id, a] of want.accounts) a.balance = (balance.get(id) ?? 0n).toString();
 
+  // Campaign counters must be what the journal's transfers say: funded = every
+  // 'fund' into the campaign; issued = 'issue' out of it less 'cancel-issue' back.
+  // (The counters are journaled too, but a counter edit made through SQL while
+  // the center runs would be journaled like any other: this ties them to money.)
+  const moved = new Map<string, { funded: bigint; issued: bigint }>();
+  for (const t of want.transfers.values()) {
+    const camp = (acct: string) => (acct.startsWith("campaign/") ? acct.slice("campaign/".length) : undefined);
+    const add = (id: string | undefined, k: "funded" | "issued", d: bigint) => {
+      if (!id) return;
+      const m = moved.get(id) ?? { funded: 0n, issued: 0n };
+      m[k] += d;
+      moved.set(id, m);
+    };
+    if (t.kind === "fund") add(camp(t.credit_account!), "funded", BigInt(t.amount!));
+    if (t.kind === "issue") add(camp(t.debit_account!), "issued", BigInt(t.amount!));
+    if (t.kind === "cancel-issue") add(camp(t.credit_account!), "issued", -BigInt(t.amount!));
+  }
+  for (const [id, c] of want.campaigns) {
+    const m = moved.get(id) ?? { funded: 0n, issued: 0n };
+    if (BigInt(c.funded!) !== m.funded || BigInt(c.issued!) !== m.issued) {
+      p.add("campaigns", `campaign ${id}: the journal's counters (funded ${c.funded}, issued ${c.issued}) disagree with its transfers (funded ${m.funded}, issued ${m.issued})`);
+    }
+  }
+
   const compare = async (table: keyof typeof want, key: string, cols: string[], label: (k: string) => string) => {
     const expect = want[table];
     const rows = await q.all(`SELECT ${[key, ...cols.filter((c) => c !== key)].join(", ")} FROM ${table} ORDER BY ${key}`);

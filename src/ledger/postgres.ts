@@ -52,6 +52,7 @@
 import pg from "pg";
 import type { PoolClient, QueryResult } from "pg";
 import { SqlLedger } from "./sql-ledger.js";
+import { isConnectionError, PrimaryPools } from "./pg-primary.js";
 import { RetryableConflict, type Row, type SqlEngine, type SqlTx } from "./sql.js";
 
 /** How often a transaction that lost a race is re-run before the error reaches the caller; matches the SQLite engine. */
@@ -68,7 +69,11 @@ const OID_INT8 = 20;
 const OID_NUMERIC = 1700;
 
 export interface PostgresOptions {
-  /** A `postgres://user:password@host:port/database` URL. */
+  /**
+   * A `postgres://user:password@host:port/database` URL, or several separated
+   * by commas (a primary and its standbys): writes always go to the node that
+   * is primary, found again after a failover (pg-primary.ts).
+   */
   url: string;
   /**
    * Connections in the pool (default 10). Each in-flight transaction holds
@@ -192,18 +197,48 @@ async function rollback(client: PoolClient): Promise<boolean> {
   }
 }
 
+/** How often one transaction follows a failover to the next primary before the error reaches the caller. */
+const FAILOVER_RETRIES_MAX = 3;
+
+class BeforeCommitConnectionError extends Error {
+  constructor(readonly cause: unknown) {
+    super("connection lost before COMMIT");
+  }
+}
+
+/** The connection broke after COMMIT was sent: it may or may not have committed. The caller retries idempotently. */
+class CommitOutcomeUnknown extends Error {
+  constructor(readonly cause: unknown) {
+    super("connection lost during COMMIT");
+  }
+}
+
+/** `url1,url2,...`: a comma before another postgres:// URL separates nodes. */
+export function splitUrls(url: string): string[] {
+  return url.split(/,(?=postgres(?:ql)?:\/\/)/).map((u) => u.trim()).filter(Boolean);
+}
+
 const BEGIN_WRITE = "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = on";
 const BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 
 export class PostgresEngine implements SqlEngine {
-  private readonly pool: pg.Pool;
+  private readonly pools: PrimaryPools;
   private closed = false;
 
   constructor(opts: PostgresOptions) {
     const poolSize = opts.poolSize ?? 10;
     if (!Number.isInteger(poolSize) || poolSize < 1) throw new RangeError(`"poolSize" expected a positive integer, got ${poolSize}`);
-    this.pool = new pg.Pool({
-      connectionString: opts.url,
+    this.pools = new PrimaryPools(splitUrls(opts.url), (url) => this.makePool(url, opts, poolSize));
+  }
+
+  /** How often writes moved to another node (a failover). */
+  get failovers(): number {
+    return this.pools.failovers;
+  }
+
+  private makePool(url: string, opts: PostgresOptions, poolSize: number): pg.Pool {
+    const pool = new pg.Pool({
+      connectionString: url,
       max: poolSize,
       connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
       statement_timeout: opts.statementTimeoutMs ?? 30_000,
@@ -215,14 +250,24 @@ export class PostgresEngine implements SqlEngine {
     // An idle connection that dies (server restart, network) emits here; without
     // a listener that would crash the process. The pool drops the connection and
     // the next checkout opens a fresh one, so there is nothing else to do.
-    this.pool.on("error", () => {});
+    pool.on("error", () => {});
+    // A checked-out client whose server dies emits 'error' on itself (the pool's
+    // listener covers idle ones only); its pending query rejects anyway, which is
+    // where the failure is handled, so the event must not crash the process.
+    pool.on("connect", (client) => client.on("error", () => {}));
+    return pool;
   }
 
   async tx<T>(fn: (q: SqlTx) => Promise<T>): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
+    for (let attempt = 0, failovers = 0; ; attempt++) {
       try {
         return await this.once(BEGIN_WRITE, fn);
       } catch (e) {
+        // The node died or is no longer primary before COMMIT was sent: nothing
+        // was committed, so running the transaction again on the new primary is
+        // safe. (A COMMIT whose answer was lost is CommitOutcomeUnknown: not retried.)
+        if (e instanceof BeforeCommitConnectionError && failovers++ < FAILOVER_RETRIES_MAX) continue;
+        if (e instanceof BeforeCommitConnectionError || e instanceof CommitOutcomeUnknown) throw e.cause;
         if (!retryable(e) || attempt >= CONFLICT_RETRIES_MAX) throw e;
         await backoff(attempt);
       }
@@ -230,8 +275,16 @@ export class PostgresEngine implements SqlEngine {
   }
 
   /** A REPEATABLE READ snapshot, so a multi-statement read such as the audit sees one consistent state. */
-  read<T>(fn: (q: SqlTx) => Promise<T>): Promise<T> {
-    return this.once(BEGIN_READ, fn);
+  async read<T>(fn: (q: SqlTx) => Promise<T>): Promise<T> {
+    for (let failovers = 0; ; ) {
+      try {
+        return await this.once(BEGIN_READ, fn);
+      } catch (e) {
+        if (e instanceof BeforeCommitConnectionError && failovers++ < FAILOVER_RETRIES_MAX) continue;
+        if (e instanceof BeforeCommitConnectionError || e instanceof CommitOutcomeUnknown) throw e.cause;
+        throw e;
+      }
+    }
   }
 
   /**
@@ -241,7 +294,15 @@ export class PostgresEngine implements SqlEngine {
    */
   private async once<T>(begin: string, fn: (q: SqlTx) => Promise<T>): Promise<T> {
     if (this.closed) throw new Error("ledger is closed");
-    const client = await this.pool.connect();
+    let conn: Awaited<ReturnType<PrimaryPools["connect"]>>;
+    try {
+      conn = await this.pools.connect();
+    } catch (e) {
+      if (isConnectionError(e)) throw new BeforeCommitConnectionError(e);
+      throw e;
+    }
+    const { client, pool } = conn;
+    let commitSent = false;
     // Whether the connection ended in a clean state and may go back to the pool.
     let reusable = false;
     try {
@@ -251,6 +312,7 @@ export class PostgresEngine implements SqlEngine {
         // A COMMIT that fails (or whose reply is lost) leaves the outcome
         // unknown to us, so it is not retried here; every ledger operation is
         // idempotent, and the center's caller may retransmit.
+        commitSent = true;
         await client.query("COMMIT");
         reusable = true;
         return value;
@@ -258,6 +320,12 @@ export class PostgresEngine implements SqlEngine {
         reusable = await rollback(client);
         throw e;
       }
+    } catch (e) {
+      if (isConnectionError(e)) {
+        this.pools.invalidate(pool);
+        throw commitSent ? new CommitOutcomeUnknown(e) : new BeforeCommitConnectionError(e);
+      }
+      throw e;
     } finally {
       // release(true) destroys a connection that may be mid-protocol.
       client.release(!reusable);
@@ -267,7 +335,7 @@ export class PostgresEngine implements SqlEngine {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.pool.end();
+    await this.pools.end();
   }
 }
 

@@ -59,7 +59,7 @@ const DROP_ATTEMPTS_MAX = 50;
  * still authenticating; and without the privilege it reports 55006 (in use).
  * Both pass within moments, so retry.
  */
-async function dropDatabase(url: string, name: string): Promise<void> {
+export async function dropDatabase(url: string, name: string): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
       await admin(url, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);

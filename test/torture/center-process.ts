@@ -24,6 +24,8 @@ export interface CenterProcessOptions {
   redeemThreshold: bigint;
   /** Child stderr/stdout are appended here, for the post-mortem. */
   logPath: string;
+  /** A database URL instead of the data directory's SQLite file (PostgreSQL failover mode). */
+  database?: string;
   /** Extra environment for the child (the harness strips SCRIPWIRE_* otherwise). */
   env?: Record<string, string>;
 }
@@ -64,7 +66,7 @@ export class CenterProcess {
   async init(): Promise<void> {
     const o = this.opts;
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("SCRIPWIRE_")));
-    const child = spawn(process.execPath, [CLI, "center", "init", "--json", "--data-dir", o.dataDir], { cwd: REPO_ROOT, env: { ...env, SCRIPWIRE_LOG: "error" }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [CLI, "center", "init", "--json", ...(o.database ? ["--database", o.database] : ["--data-dir", o.dataDir])], { cwd: REPO_ROOT, env: { ...env, SCRIPWIRE_LOG: "error" }, stdio: ["ignore", "pipe", "pipe"] });
     child.stdout!.pipe(this.log, { end: false });
     child.stderr!.pipe(this.log, { end: false });
     const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
@@ -78,7 +80,7 @@ export class CenterProcess {
     const args = [
       CLI, "center", "serve", "--json",
       "--port", String(o.port),
-      "--data-dir", o.dataDir,
+      ...(o.database ? ["--database", o.database] : ["--data-dir", o.dataDir]),
       "--admin-token", o.adminToken,
       "--currencies", o.currencies.join(","),
       "--redeem-threshold", String(o.redeemThreshold),

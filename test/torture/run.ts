@@ -36,6 +36,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "nod
 import { checkpointFromJson, checkpointToJson, type CheckpointJson } from "../../src/ledger/chain.js";
 import { fromCheckpointMessage } from "../../src/center/sealing.js";
 import { UNSAFE_SYNCHRONOUS_ENV } from "../../src/ledger/sqlite.js";
+import { openLedger } from "../../src/ledger/open.js";
 import { findLazyFs, LazyFs } from "./lazyfs.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -82,7 +83,7 @@ interface ModeConfig {
   itemsPerCampaign: number;
 }
 
-const MODES: Record<"quick" | "full" | "long" | "power", ModeConfig> = {
+const MODES: Record<"quick" | "full" | "long" | "power" | "failover", ModeConfig> = {
   quick: {
     wallets: 16,
     faultPhaseMs: 100_000,
@@ -117,6 +118,18 @@ const MODES: Record<"quick" | "full" | "long" | "power", ModeConfig> = {
     campaigns: 6,
     itemsPerCampaign: 4_000,
   },
+  // PostgreSQL failover: the primary is SIGKILLed, the standby promoted, a new standby rebuilt (~15 s a round).
+  failover: {
+    wallets: 16,
+    faultPhaseMs: 40_000,
+    crashesMin: 3,
+    faultPhaseMsMax: 240_000,
+    uptimeMs: [3_000, 6_000],
+    walletCrashEveryMs: [300, 1_500],
+    rates: { drop: 0.04, duplicate: 0.05, delay: 0.05, delayMsMax: 250 },
+    campaigns: 4,
+    itemsPerCampaign: 400,
+  },
   // Power loss on LazyFS: each "crash" freezes the center, drops every unsynced write, kills it and remounts.
   power: {
     wallets: 16,
@@ -148,9 +161,10 @@ const ADMIN_TOKEN = "torture-admin-token-0123456789";
 const VENDOR_ID = "torture-mall";
 
 function parseArgs(argv: string[]) {
-  const out: { quick: boolean; long: boolean; powerLoss: boolean; expectLoss: boolean; unsafeSync?: string; seed?: number; keep: boolean; wallets?: number; seconds?: number; crashes?: number } = {
+  const out: { quick: boolean; long: boolean; failover: boolean; powerLoss: boolean; expectLoss: boolean; unsafeSync?: string; seed?: number; keep: boolean; wallets?: number; seconds?: number; crashes?: number } = {
     quick: false,
     long: false,
+    failover: false,
     powerLoss: false,
     expectLoss: false,
     keep: false,
@@ -161,6 +175,7 @@ function parseArgs(argv: string[]) {
     else if (a === "--keep") out.keep = true;
     else if (a === "--long") out.long = true;
     else if (a === "--power-loss") out.powerLoss = true;
+    else if (a === "--failover") out.failover = true;
     else if (a === "--expect-loss") out.expectLoss = true;
     else if (a === "--unsafe-synchronous") out.unsafeSync = argv[++i];
     else if (a === "--crashes") out.crashes = Number(argv[++i]);
@@ -171,6 +186,7 @@ function parseArgs(argv: string[]) {
     else if (a === "--help" || a === "-h") {
       process.stdout.write(
         "usage: npm run torture -- [--quick | --long] [--power-loss [--unsafe-synchronous NORMAL|OFF --expect-loss]] [--crashes N] [--seed N] [--wallets N] [--seconds S] [--keep]\n" +
+          "  --failover      PostgreSQL primary + sync standby; the primary is SIGKILLed and the standby promoted under load (needs root)\n" +
           "  --long          run until >= 1,000 center SIGKILLs under load (hours)\n" +
           "  --power-loss    center data directory on LazyFS; each crash drops unsynced writes (needs root, /dev/fuse, LazyFS built)\n" +
           "  --unsafe-synchronous NORMAL|OFF  TEST ONLY: weaken the center's SQLite durability\n" +
@@ -186,7 +202,16 @@ const fmt = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
-  const mode = args.powerLoss ? "power" : args.long ? "long" : args.quick ? "quick" : "full";
+  const mode = args.failover ? "failover" : args.powerLoss ? "power" : args.long ? "long" : args.quick ? "quick" : "full";
+  if (args.failover) {
+    const why = process.getuid?.() !== 0 ? "needs root (creates PostgreSQL clusters)" : !existsSync("/usr/bin/pg_createcluster") ? "PostgreSQL (postgresql-common) is not installed" : undefined;
+    if (why) {
+      process.stdout.write(`torture --failover SKIPPED: ${why}\n`);
+      return 0;
+    }
+    process.stdout.write("torture: setting up a PostgreSQL primary + synchronous standby (.ci/postgres-replica.sh setup)\n");
+    await replica("setup");
+  }
   const cfg = { ...MODES[mode] };
   if (args.wallets) cfg.wallets = args.wallets;
   if (args.crashes) cfg.crashesMin = args.crashes;
@@ -214,6 +239,8 @@ async function main(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), "scripwire-torture-"));
   const dataDir = lazy ? join(lazy.mnt, "data") : join(dir, "data");
   const dbPath = join(dataDir, "center.sqlite");
+  // --failover: a PostgreSQL primary + synchronous standby (.ci/postgres-replica.sh); the center gets both URLs.
+  const database = args.failover ? HA_DATABASE : dbPath;
   const centerLog = join(dir, "center.log");
   const model = new Model();
   const stats = new Stats();
@@ -225,6 +252,7 @@ async function main(): Promise<number> {
     currencies: ["KRW"],
     redeemThreshold: REDEEM_THRESHOLD,
     logPath: centerLog,
+    database: args.failover ? database : undefined,
     env: args.unsafeSync ? { [UNSAFE_SYNCHRONOUS_ENV]: args.unsafeSync } : undefined,
   });
   const snapshots: { path: string; checkpoint?: CheckpointJson }[] = [];
@@ -321,12 +349,20 @@ async function main(): Promise<number> {
         if (faultPhaseOver()) break;
         // The checkpoint a seller would hold at this moment: the ledger after the crash must still extend it.
         const held = await centerClient.getCheckpoint({}, { timeoutMs: 2_000 }).then((r) => r.checkpoint, () => undefined);
+        if (args.failover) {
+          // The database dies, not the center: it must find the promoted standby by itself.
+          await replica("kill-primary");
+          stats.centerCrashes++;
+          await replica("promote");
+          await replica("rebuild");
+          continue;
+        }
         if (lazy) {
           await center.powerCut(() => lazy!.clearCache());
           await lazy.remount();
         } else await center.kill();
         stats.centerCrashes++;
-        if (snapshots.length < SNAPSHOTS_MAX) {
+        if (snapshots.length < SNAPSHOTS_MAX && !args.failover) {
           const path = join(dir, `crash-${stats.centerCrashes}.sqlite`);
           for (const ext of ["", "-wal"]) if (existsSync(dbPath + ext)) copyFileSync(dbPath + ext, path + ext);
           snapshots.push({ path, checkpoint: held ? checkpointToJson(fromCheckpointMessage(held)) : undefined });
@@ -462,7 +498,7 @@ async function main(): Promise<number> {
       model.violation("check", what);
     };
 
-    const liveAudit = await run(process.execPath, [CLI, "audit", "--json", "--database", dbPath], { cwd: REPO_ROOT, env: childEnv }).then(
+    const liveAudit = await run(process.execPath, [CLI, "audit", "--json", "--database", database], { cwd: REPO_ROOT, env: childEnv }).then(
       (r) => ({ code: 0, out: r.stdout }),
       (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, out: `${e.stdout ?? ""}${e.stderr ?? ""}` }),
     );
@@ -528,13 +564,13 @@ async function main(): Promise<number> {
         await l.close();
       }
     }
-    if (snapshotAlarms === 0) pass(`${snapshots.length} ledgers as crashes left them: the audit passes on every one (chain, checkpoint held before the crash, rows, conservation), 0 alarms`);
+    if (snapshotAlarms === 0 && snapshots.length > 0) pass(`${snapshots.length} ledgers as crashes left them: the audit passes on every one (chain, checkpoint held before the crash, rows, conservation), 0 alarms`);
 
     // The checkpoint a seller keeps, then the graceful stop (which seals everything and signs a last checkpoint).
     const savedCheckpoint = join(dir, "checkpoint.json");
     await run(process.execPath, [CLI, "center", "checkpoint", "--center", center.url, "--out", savedCheckpoint], { cwd: REPO_ROOT, env: childEnv });
     await center.stop();
-    const finalAudit = await run(process.execPath, [CLI, "audit", "--json", "--require-sealed", "--checkpoint", savedCheckpoint, "--database", dbPath], { cwd: REPO_ROOT, env: childEnv }).then(
+    const finalAudit = await run(process.execPath, [CLI, "audit", "--json", "--require-sealed", "--checkpoint", savedCheckpoint, "--database", database], { cwd: REPO_ROOT, env: childEnv }).then(
       (r) => ({ code: 0, out: r.stdout }),
       (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, out: `${e.stdout ?? ""}${e.stderr ?? ""}` }),
     );
@@ -548,7 +584,7 @@ async function main(): Promise<number> {
     if (finalAudit.code === 0) pass(`scripwire audit --require-sealed --checkpoint <held> after shutdown: exit 0 (${auditJson.transfersChecked} transfers, ${auditJson.accountsChecked} accounts, ${auditJson.scripsChecked} scrips)`);
     else fail(`scripwire audit after shutdown: exit ${finalAudit.code}: ${finalAudit.out.trim()}`);
 
-    const ledger = openSqliteLedger(dbPath);
+    const ledger = await openLedger(database);
     let scripMismatch = 0;
     let walletsValue = 0n;
     for (const w of wallets) {
@@ -567,18 +603,17 @@ async function main(): Promise<number> {
     if (scripMismatch === 0) pass(`all ${wallets.length} wallets hold exactly the ledger's live scrip, of the model's value (total ${walletsValue})`);
     await ledger.close();
 
-    const db = new Database(dbPath, { readonly: true });
-    db.defaultSafeIntegers(true);
-    const one = (sql: string, ...p: unknown[]) => (db.prepare(sql).get(...p) as { v: bigint | null } | undefined)?.v ?? 0n;
-    const vendorBalance = one(`SELECT balance AS v FROM accounts WHERE account_id = ?`, `vendor/${VENDOR_ID}/KRW`);
-    const customersBalance = one(`SELECT SUM(balance) AS v FROM accounts WHERE kind = 'customer'`);
-    const payoutsTotal = one(`SELECT SUM(amount) AS v FROM payouts`);
-    const creditsPending = one(`SELECT SUM(balance) AS v FROM accounts WHERE kind = 'credit'`);
-    const liveTotal = one(`SELECT SUM(value) AS v FROM scrips WHERE state = 'live'`);
-    const liveDupes = one(`SELECT COUNT(*) AS v FROM (SELECT customer_serial FROM scrips WHERE state = 'live' GROUP BY customer_serial, currency HAVING COUNT(*) > 1)`);
-    const spentSerials = one(`SELECT COUNT(*) AS v FROM scrips WHERE state = 'spent'`);
-    const inSerialReuse = one(`SELECT COUNT(*) AS v FROM (SELECT in_serial FROM transactions WHERE state IN ('executed','confirmed') AND in_serial <> 0 GROUP BY in_serial HAVING COUNT(*) > 1)`);
-    db.close();
+    const db = await openCheckDb(database);
+    const one = db.one;
+    const vendorBalance = await one(`SELECT balance AS v FROM accounts WHERE account_id = ?`, `vendor/${VENDOR_ID}/KRW`);
+    const customersBalance = await one(`SELECT SUM(balance) AS v FROM accounts WHERE kind = 'customer'`);
+    const payoutsTotal = await one(`SELECT SUM(amount) AS v FROM payouts`);
+    const creditsPending = await one(`SELECT SUM(balance) AS v FROM accounts WHERE kind = 'credit'`);
+    const liveTotal = await one(`SELECT SUM(value) AS v FROM scrips WHERE state = 'live'`);
+    const liveDupes = await one(`SELECT COUNT(*) AS v FROM (SELECT customer_serial FROM scrips WHERE state = 'live' GROUP BY customer_serial, currency HAVING COUNT(*) > 1) d`);
+    const spentSerials = await one(`SELECT COUNT(*) AS v FROM scrips WHERE state = 'spent'`);
+    const inSerialReuse = await one(`SELECT COUNT(*) AS v FROM (SELECT in_serial FROM transactions WHERE state IN ('executed','confirmed') AND in_serial <> 0 GROUP BY in_serial HAVING COUNT(*) > 1) d`);
+    await db.close();
     const budgetLeft = campaignsNow.reduce((s, c) => s + c.budget, 0n);
     const fundedLedger = campaignsNow.reduce((s, c) => s + c.funded, 0n);
     const issuedLedger = campaignsNow.reduce((s, c) => s + c.issued, 0n);
@@ -610,7 +645,7 @@ async function main(): Promise<number> {
         `  refusals:     ${refusalLine || "none"}`,
         `  rpcs:         ${faults.counters.calls} sent, ${stats.retransmissions} retransmissions, ${stats.transportErrors} transport errors/timeouts ` +
           `(${[...stats.transport].map(([k, v]) => `${k}=${v.n}/${(v.ms / Math.max(1, v.n)).toFixed(0)}ms`).join(" ")})`,
-        `  faults:       ${stats.centerCrashes} center SIGKILLs (restart avg ${restartAvg.toFixed(0)} ms), ${stats.walletCrashes} wallet crashes, ` +
+        `  faults:       ${args.failover ? `${stats.centerCrashes} PostgreSQL primaries SIGKILLed, standby promoted (the center kept running)` : `${stats.centerCrashes} center ${lazy ? "power cuts" : "SIGKILLs"} (restart avg ${restartAvg.toFixed(0)} ms)`}, ${stats.walletCrashes} wallet crashes, ` +
           `${faults.counters.dropped} replies dropped, ${faults.counters.duplicated} requests duplicated, ${faults.counters.delayed} delays`,
         `  replays:      ${stats.earlierPCount} stored replies carried the hash of an earlier attempt's pCount`,
         `  ledger:       ${spentSerials} serials spent, ${model.adoptedSerials.size} adopted by wallets, ${settlements.length} settlements`,
@@ -643,6 +678,7 @@ async function main(): Promise<number> {
     await seller?.close(500).catch(() => {});
     await center.stop().catch(() => {});
     center.close();
+    if (args.failover) await replica("teardown").catch(() => {});
     if (lazy) {
       process.stdout.write(`  power cuts:   ${lazy.cuts} (LazyFS clear-cache with the center frozen)\n`);
       await lazy.unmount().catch(() => {});
@@ -653,6 +689,47 @@ async function main(): Promise<number> {
 }
 
 class LedgerLost extends Error {}
+
+const HA_DATABASE = "postgres://scripwire:scripwire@127.0.0.1:5441/scripwire_ha,postgres://scripwire:scripwire@127.0.0.1:5442/scripwire_ha";
+
+async function replica(cmd: "setup" | "kill-primary" | "promote" | "rebuild" | "teardown"): Promise<void> {
+  await run("bash", [join(REPO_ROOT, ".ci", "postgres-replica.sh"), cmd], { cwd: REPO_ROOT, env: childEnv, timeout: 120_000 });
+}
+
+/** Aggregate queries for the final checks, on either engine. */
+async function openCheckDb(database: string): Promise<{ one: (sql: string, ...p: unknown[]) => Promise<bigint>; close: () => Promise<void> }> {
+  if (/^postgres/.test(database)) {
+    const pg = (await import("pg")).default;
+    // The promoted node: the first URL that is not in recovery.
+    for (const url of database.split(/,(?=postgres)/)) {
+      const c = new pg.Client({ connectionString: url });
+      c.on("error", () => {});
+      try {
+        await c.connect();
+        if ((await c.query("SELECT pg_is_in_recovery() AS r")).rows[0].r === false) {
+          return {
+            one: async (sql, ...p) => {
+              let i = 0;
+              const v = (await c.query(sql.replace(/\?/g, () => `$${++i}`), p)).rows[0]?.v;
+              return v === null || v === undefined ? 0n : BigInt(v);
+            },
+            close: () => c.end(),
+          };
+        }
+      } catch {
+        /* try the next node */
+      }
+      await c.end().catch(() => {});
+    }
+    throw new Error("no primary to check");
+  }
+  const db = new Database(database, { readonly: true });
+  db.defaultSafeIntegers(true);
+  return {
+    one: async (sql, ...p) => (db.prepare(sql).get(...p) as { v: bigint | null } | undefined)?.v ?? 0n,
+    close: async () => void db.close(),
+  };
+}
 
 /** --expect-loss: the run exists to show the harness catches a durability bug; success = it reported one. */
 function expectLossVerdict(violations: number, seed: number): number {
