@@ -6,7 +6,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { randomBytes } from "node:crypto";
 import { CenterAdminService, KeyKind, type Campaign } from "../../gen/scripwire/v1/admin_pb.js";
-import { GetCheckpointResponseSchema, PaymentCenterService, WatchSettlementsResponseSchema } from "../../gen/scripwire/v1/center_pb.js";
+import { GetCheckpointResponseSchema, PaymentCenterService, WatchSettlementsResponseSchema, type WatchSettlementsRequest } from "../../gen/scripwire/v1/center_pb.js";
 import { toCheckpointMessage } from "./sealing.js";
 import { PayoutSchema } from "../../gen/scripwire/v1/types_pb.js";
 import type { CampaignRecord } from "../ledger/ledger.js";
@@ -14,6 +14,7 @@ import { AdminGuard } from "../server/admin-guard.js";
 import { alreadyExists, invalidArgument, mapErrors, mapServiceErrors, notFound, toConnectError } from "../server/errors.js";
 import type { Logger } from "../server/log.js";
 import { REMOTE_ADDRESS } from "../server/limits.js";
+import { SettlementWatchGate } from "./settlement-watch.js";
 import { toSettlement, type PaymentCenter } from "./center.js";
 import { RefundService } from "./refund.js";
 import { SyncService, type SyncOptions } from "./restore.js";
@@ -30,6 +31,7 @@ export interface PaymentCenterServiceOptions {
 export function paymentCenterService(center: PaymentCenter, opts: PaymentCenterServiceOptions = {}): ServiceImpl<typeof PaymentCenterService> {
   const syncs = new SyncService(center, opts.sync);
   const refunds = new RefundService(center);
+  const watches = new SettlementWatchGate(center.ledger);
   return {
     sync: (req, ctx: HandlerContext) => mapErrors(() => syncs.sync(req, ctx.values.get(REMOTE_ADDRESS))),
     refundPayment: (req) => mapErrors(() => refunds.refundBySeller(req)),
@@ -53,6 +55,17 @@ export function paymentCenterService(center: PaymentCenter, opts: PaymentCenterS
     getCheckpoint: async () => create(GetCheckpointResponseSchema, { checkpoint: toCheckpointMessage(await center.ledger.latestCheckpoint()) }),
     async *watchSettlements(req, ctx: HandlerContext) {
       await mapErrors(() => center.authenticateVendor(req.vendorId, req.afterSequence, req.timestampUnixMs, req.vendorKeyId, req.mac));
+      // Single-use, and a bounded number per vendor and per address (settlement-watch.ts).
+      const release = await watches.enter(req.vendorId, req.mac, ctx.values.get(REMOTE_ADDRESS));
+      try {
+        yield* watchLoop(req, ctx);
+      } finally {
+        release();
+      }
+    },
+  };
+
+  async function* watchLoop(req: WatchSettlementsRequest, ctx: HandlerContext) {
       let cursor = req.afterSequence;
       let checkpointSize = -1n;
       while (!ctx.signal.aborted) {
@@ -83,8 +96,7 @@ export function paymentCenterService(center: PaymentCenter, opts: PaymentCenterS
           ctx.signal.addEventListener("abort", done);
         });
       }
-    },
-  };
+  }
 }
 
 function toCampaign(c: CampaignRecord): Campaign {

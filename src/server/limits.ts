@@ -55,6 +55,19 @@ export const BURST_PER_ADDRESS = 2_000;
  * fairness: a flood from more keys than this is the per-address limit's job).
  */
 export const BUCKETS_MAX = 100_000;
+/**
+ * Registrations per second from one address (burst {@link REGISTER_BURST_PER_ADDRESS}).
+ * Register needs no proof of anything and each one stores a customer row
+ * with its profile (~2 KB) for good: at the general 1 000/s an address could
+ * add 218 customers a second. A person registers a wallet once; a NAT full of
+ * new users does not register 2 a second for long.
+ */
+export const REGISTER_RATE_PER_ADDRESS_PER_SECOND = 2;
+/** Registrations one address may make at once after being idle. */
+export const REGISTER_BURST_PER_ADDRESS = 10;
+/** The methods with their own, lower, per-address rate. */
+const REGISTER_METHODS = ["scripwire.v1.PaymentCenterService/Register"];
+
 /** Reason in the `scripwire-error-reason` metadata of a rate-limited call. */
 export const RATE_LIMITED = "RATE_LIMITED";
 /** Metadata key with the suggested wait in milliseconds. */
@@ -246,11 +259,16 @@ export function rateLimitService<T extends object>(service: DescService, impl: T
     if (typeof fn !== "function") continue;
     const exempt = limiter.isExempt(service.typeName, m.name);
     if (exempt) continue;
+    const register = REGISTER_METHODS.includes(`${service.typeName}/${m.name}`);
     wrapped[m.localName] = async (req: unknown, ctx: HandlerContext) => {
       const address = ctx.values.get(REMOTE_ADDRESS);
       if (limiter.addresses && address) {
         const wait = limiter.addresses.take(addressKey(address));
         if (wait > 0) throw limited("from this address", wait);
+      }
+      if (register && limiter.registrations && address) {
+        const wait = limiter.registrations.take(addressKey(address));
+        if (wait > 0) throw limited("registering from this address", wait);
       }
       const customer = limiter.customers ? customerOf(req) : undefined;
       if (!customer) return (fn as (r: unknown, c: HandlerContext) => unknown).call(impl, req, ctx);
@@ -271,6 +289,8 @@ export function rateLimitService<T extends object>(service: DescService, impl: T
 export interface RateLimiterCore {
   customers: TokenBuckets | undefined;
   addresses: TokenBuckets | undefined;
+  /** Per-address buckets of Register (set when per-address limits are on). */
+  registrations?: TokenBuckets;
   isExempt(service: string, method: string): boolean;
 }
 
@@ -280,6 +300,7 @@ export function createRateLimiterCore(opts: RateLimitOptions = {}): RateLimiterC
   return {
     customers: r.customers,
     addresses: r.addresses,
+    registrations: r.addresses ? new TokenBuckets({ ratePerSecond: REGISTER_RATE_PER_ADDRESS_PER_SECOND, burst: REGISTER_BURST_PER_ADDRESS }, opts.clock ?? Date.now, opts.maxBuckets ?? BUCKETS_MAX) : undefined,
     isExempt: (service, method) => exempt.includes(`${service}/${method}`) || exempt.includes(`${service}/*`),
   };
 }

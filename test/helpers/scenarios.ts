@@ -516,8 +516,15 @@ export function registerScenarios(test: TestFn, makeWorld: MakeWorld, label: str
     const cp = (await client.getCheckpoint({})).checkpoint;
     if (!cp) t.fail("no checkpoint from the center");
     else t.true(checkpointSignatureValid(fromCheckpointMessage(cp)), "the checkpoint's Ed25519 signature verifies");
+    // A watch request is single-use (src/center/settlement-watch.ts): replaying it is refused.
+    const replay = client.watchSettlements({ vendorId: w.vendorId, afterSequence: 0n, timestampUnixMs: ts, vendorKeyId: 1, mac });
+    await rpcError(t, (async () => {
+      for await (const _ of replay) break;
+    })(), Code.Unauthenticated, "REPLAYED_REQUEST");
+    const ts2 = BigInt(Date.now());
+    const mac2 = computeSettlementsMac(HashAlgorithm.HMAC_SHA256, w.secret, w.vendorId, 0n, ts2);
     const ac2 = new AbortController();
-    const withCps = client.watchSettlements({ vendorId: w.vendorId, afterSequence: 0n, timestampUnixMs: ts, vendorKeyId: 1, mac, includeCheckpoints: true }, { signal: ac2.signal });
+    const withCps = client.watchSettlements({ vendorId: w.vendorId, afterSequence: 0n, timestampUnixMs: ts2, vendorKeyId: 1, mac: mac2, includeCheckpoints: true }, { signal: ac2.signal });
     const seen = { settlements: 0, checkpoints: 0 };
     for await (const m of withCps) {
       if (m.settlement) seen.settlements++;
