@@ -150,7 +150,10 @@ test("the demo walks every message and ends with a passing audit", (t) => {
   for (const m of ["R1 →", "R2 ←", "M1 →", "M2 ←", "M3 →", "M4 →", "M5 ←", "M6 →", "M7 ←", "S1 →", "S2 ←", "S3 →", "S4 →", "S5 ←", "S6 →", "S7 ←"]) {
     t.true(r.out.includes(m), `demo output shows ${m}`);
   }
-  t.regex(r.out, /balance: 10 KRW/);
+  t.regex(r.out, /refunded 15 KRW of 30/);
+  t.regex(r.out, /recovery code \(shown at registration\): SW1-/);
+  t.regex(r.out, /restored customer \d+: 25 KRW \(with the 15 KRW refund, folded into a fresh scrip\)/);
+  t.regex(r.out, /balance: 25 KRW/, "10 after buying, + 15 refunded");
   t.regex(r.out, /audit ok/);
   t.regex(r.out, /every message was exchanged/);
 });

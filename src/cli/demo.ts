@@ -3,7 +3,9 @@
  * SQLite default and walks one customer through the patent's three
  * protocols — register (R1-R2), earn by answering a quiz (M1-M7), buy an
  * article to view and a file to save (S1-S7) — printing each message as it
- * happens, then the balance and the center's audit.
+ * happens; then the mall refunds the article (RF1), the wallet file is lost
+ * and rebuilt from its recovery code (SY1-SY2, the refund folded into a
+ * fresh scrip); then the balance and the center's audit.
  */
 import { createClient } from "@connectrpc/connect";
 import { randomBytes } from "node:crypto";
@@ -17,6 +19,8 @@ import { DEMO_CAMPAIGN, DEMO_CURRENCY, DEMO_QUIZ, demoSellerConfig } from "../de
 import { parseSellerConfig } from "../seller/catalog.js";
 import { startSellerServer } from "../seller/server.js";
 import { FileWalletStore, Wallet } from "../wallet/index.js";
+import { PaymentCenterService } from "../../gen/scripwire/v1/center_pb.js";
+import { sendRefund } from "../seller/refund-client.js";
 import { EXIT, type Command } from "./options.js";
 
 export const demoCommand: Command = {
@@ -81,6 +85,28 @@ export const demoCommand: Command = {
       const saved = join(dir, file.delivery?.fileName || "download.bin");
       writeFileSync(saved, file.delivery?.content ?? new Uint8Array());
       say("info", `saved ${file.delivery?.content.length ?? 0} bytes to ${saved}${keep ? "" : " (a temporary directory; pass --data-dir to keep it)"}`);
+
+      say("title", "Refund after confirmation (RF1 → RF2): the mall gives back half the article's price");
+      const refund = await sendRefund(createClient(PaymentCenterService, createTransport(center.url)), {
+        vendorId: servers.vendorId,
+        vendorSecret: servers.vendorSecret,
+        vendorKeyId: servers.vendorKeyId,
+        tranId: article.tranId,
+        amount: article.price / 2n || 1n,
+        reason: "demo: late delivery",
+      });
+      say("info", `refunded ${refund.amount} ${refund.currency} of ${refund.paid}; it waits at the center as a credit until the wallet syncs`);
+
+      say("title", "The wallet file is lost: restore from the recovery code (SY1 → SY2)");
+      const code = wallet.recoveryCode();
+      say("info", `recovery code (shown at registration): ${code}`);
+      await wallet.close();
+      rmSync(join(dir, "wallet.json"), { force: true });
+      rmSync(join(dir, "wallet.json.journal"), { force: true });
+      wallet = await Wallet.open({ store: new FileWalletStore(join(dir, "wallet-restored.json")), protocol, onProgress: (p) => say("msg", p.message, { step: p.step }) });
+      const restored = await wallet.restore(center.url, code);
+      const folded = restored.refunds.filter((c) => !c.pending).reduce((a, c) => a + c.amount, 0n);
+      say("info", `restored customer ${restored.customId.serialNumber}: ${restored.value} ${restored.currency}${folded ? ` (with the ${folded} ${restored.currency} refund, folded into a fresh scrip)` : ""}`);
 
       say("title", "Balance, history and the center's audit");
       const balance = wallet.balance();
@@ -166,6 +192,8 @@ async function startDemoServers(dir: string, redeemThreshold: bigint, keep: bool
       seller,
       admin,
       vendorId: vendor.vendorId,
+      vendorSecret: vendor.vendorSecret,
+      vendorKeyId: vendor.vendorKeyId,
       budget: funded.campaign?.budget,
       close: async () => {
         await seller.close(1000);

@@ -178,7 +178,7 @@ export async function syncWallet(core: RestoreHost, opts: { sellerUrl?: string; 
     if (c.pending || known.has(c.refundId)) continue;
     await core.commit({ history: entry("refunded", now, c.amount, b.value, b.currency, b.scripId!.serialNumber, { tranId: c.tranId, vendorId: c.vendorId, requestId: c.refundId }) });
   }
-  core.progress("SY2", `SY2 ← center: live scrip ${b.value} ${b.currency}${changed ? " (adopted)" : " (unchanged)"}`);
+  core.progress("SY2", `SY2 ← center: live scrip ${b.value} ${b.currency}${changed ? " (adopted)" : " (the one this wallet holds)"}`);
   return {
     changed,
     value: b.value,
