@@ -170,7 +170,11 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     return { "access-control-allow-origin": origin, vary: "Origin" };
   };
 
-  const count = (route: string, outcome: RequestOutcome) => metrics.requests.inc({ route, outcome });
+  // One debug line per request (SCRIPWIRE_LOG=debug): route and outcome, never a credential.
+  const count = (route: string, outcome: RequestOutcome, detail?: Record<string, string | number>) => {
+    metrics.requests.inc({ route, outcome });
+    if (stack.logger.enabled("debug")) stack.logger.debug("gateway request", { route, outcome, ...detail });
+  };
 
   const challenge = (req: Req, res: Res, route: GatewayRoute, authority: string, path: string, reason?: CredentialRefusal, clearCookie = false) => {
     const origin = `${scheme}://${authority}`;
@@ -207,7 +211,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     headers.vary = headers.vary ? "Accept, Authorization, Cookie, Origin" : "Accept, Authorization, Cookie";
     if (clearCookie) headers["set-cookie"] = `${COOKIE_PREFIX}${route.id}=; Path=${cookiePath(route)}; Max-Age=0; HttpOnly; SameSite=Lax${scheme === "https" ? "; Secure" : ""}`;
     if (reason) {
-      count(route.id, "refused");
+      count(route.id, "refused", { reason });
       metrics.refusals.inc({ route: route.id, reason });
     } else count(route.id, "challenged");
     res.writeHead(402, headers);
@@ -271,9 +275,9 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
         metrics.inFlight.dec();
         if (o.kind === "ok") {
           metrics.upstreamSeconds.observe({ route: routeId }, o.upstreamMs / 1000);
-          count(routeId, outcome);
+          count(routeId, outcome, { status: o.status, upstream_ms: Math.round(o.upstreamMs) });
         } else if (o.kind === "upstream_error") {
-          count(routeId, "upstream_error");
+          count(routeId, "upstream_error", { status: o.status });
           stack.logger.info("upstream failed", { route: routeId, status: o.status, detail: o.detail });
         } else count(routeId, "aborted");
       },
