@@ -42,6 +42,7 @@ ${reasonMessage ? `<p id="scrip-reason" data-reason="${esc(c.reason ?? "")}">${e
 </table>
 <button id="scrip-pay" type="button">Pay ${esc(c.price.toString())} ${esc(c.currency)} with my Scripwire wallet</button>
 <p id="scrip-status" role="status"></p>
+${c.center ? `<p>No Scripwire wallet yet? <a href="${esc(c.center)}/wallet/" target="_blank" rel="noopener">Open one at the payment center</a>, then come back.</p>` : ""}
 <noscript><p>Paying from the browser needs JavaScript. From a terminal: <code>scripwire wallet fetch ${esc(c.item)} --max-price ${esc(c.price.toString())}</code></p></noscript>
 <script type="application/json" id="scrip-challenge">${scriptJson(data)}</script>
 ${c.center ? `<script src="${esc(c.center)}/wallet/scripwire-pay.js"></script>
