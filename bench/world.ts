@@ -195,7 +195,7 @@ async function buy(center: PaymentCenter, seller: Seller, w: BenchWallet) {
   const confirmHash = mhash(w, CmdType.PM6_1, order.tranId, 0, s5.newScrip!);
   const s6 = create(ConfirmPaymentRequestSchema, { header: hdr(CmdType.PM6_1), tranId: order.tranId, newScrip: s5.newScrip, newScripHash: confirmHash, pCount: 0 });
   const s6r: ConfirmPaymentResponse = await center.confirmPayment(s6);
-  const s7 = create(DeliverRequestSchema, { header: hdr(CmdType.PM7_1), receipt: s6r.receipt });
+  const s7 = create(DeliverRequestSchema, { header: hdr(CmdType.PM8_1), receipt: s6r.receipt });
   const s7r: DeliverResponse = seller.deliver(s7);
   const spent = w.scrip;
   w.scrip = s5.newScrip!;
