@@ -31,8 +31,8 @@
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
-import { KeyEncryptionKeys } from "../crypto/kek.js";
-import { LedgerError, type KeyProtectionReport } from "./ledger.js";
+import { KekError, KeyEncryptionKeys } from "../crypto/kek.js";
+import { LedgerError, SchemaTooNewError, type KeyProtectionReport } from "./ledger.js";
 import { SqlLedger } from "./sql-ledger.js";
 import { SqliteReaderEngine } from "./sqlite.js";
 
@@ -97,25 +97,34 @@ export type FromWriter =
   | { t: "closed" };
 
 export interface WireError {
+  /** The error's class, so the caller gets the same class back (instanceof keeps working). */
+  kind: string;
   name: string;
   message: string;
   reason?: string;
   code?: string;
+  found?: number;
+  known?: number;
 }
 
 export function toWireError(e: unknown): WireError {
   if (e instanceof Error) {
-    const w: WireError = { name: e.name, message: e.message };
-    if (e instanceof LedgerError) w.reason = e.reason;
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string") w.code = code;
+    const w: WireError = { kind: e.constructor.name, name: e.name, message: e.message };
+    const x = e as { reason?: unknown; code?: unknown; found?: unknown; known?: unknown };
+    if (typeof x.reason === "string") w.reason = x.reason;
+    if (typeof x.code === "string") w.code = x.code;
+    if (typeof x.found === "number") w.found = x.found;
+    if (typeof x.known === "number") w.known = x.known;
     return w;
   }
-  return { name: "Error", message: String(e) };
+  return { kind: "Error", name: "Error", message: String(e) };
 }
 
+/** Rebuilds the error classes callers test with instanceof; anything else becomes an Error with the same name, message and code. */
 export function fromWireError(w: WireError): Error {
-  if (w.name === "LedgerError" && w.reason !== undefined) return new LedgerError(w.reason, w.message);
+  if (w.kind === "SchemaTooNewError" && w.found !== undefined && w.known !== undefined) return new SchemaTooNewError(w.found, w.known);
+  if (w.kind === "KekError" && w.reason !== undefined) return new KekError(w.reason as KekError["reason"], w.message);
+  if (w.reason !== undefined && (w.kind === "LedgerError" || w.name === "LedgerError")) return new LedgerError(w.reason, w.message);
   const e = new Error(w.message) as Error & { code?: string };
   e.name = w.name;
   if (w.code !== undefined) e.code = w.code;
@@ -154,6 +163,8 @@ function workerEntry(): { url: URL } | { eval: string } {
       external: ["better-sqlite3"],
       write: false,
       logLevel: "silent",
+      // Error classes are rebuilt on this side by their constructor name (fromWireError).
+      keepNames: true,
     });
     const code = out.outputFiles[0]!.text.replace(/(from\s*)"better-sqlite3"/g, (_m, f: string) => `${f}${JSON.stringify(import.meta.resolve("better-sqlite3"))}`);
     if (/["']better-sqlite3["']/.test(code)) throw new Error("bundle still names better-sqlite3 by a bare specifier");
