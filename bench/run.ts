@@ -157,7 +157,7 @@ function fsyncProbeUs(dir: string): number {
 
 // ------------------------------------------------------------------ targets
 
-type ServerKey = "center" | "centerInline" | "grpcjs" | "bare" | "adapter" | "grpcjsCenter" | "centerQuiet" | "fast" | "compat" | "centerNoGroup" | "centerAsync" | "fastAsync";
+type ServerKey = "center" | "centerInline" | "centerNoSeal" | "grpcjs" | "bare" | "adapter" | "grpcjsCenter" | "centerQuiet" | "fast" | "compat" | "centerNoGroup" | "centerAsync" | "fastAsync";
 type Kind = "noop" | "pay" | "issue";
 
 interface Target {
@@ -172,6 +172,7 @@ interface Target {
 const TARGETS: Target[] = [
   { key: "stack.noop", label: "no-op, project stack (Connect)", server: "center", kind: "noop", protocol: "connect" },
   { key: "stack.pay", label: "payment S3+S4+S6, project stack (Connect)", server: "center", kind: "pay", protocol: "connect" },
+  { key: "noseal.pay", label: "payment, project stack, journal sealing OFF (no triggers, no sealer)", server: "centerNoSeal", kind: "pay", protocol: "connect" },
   { key: "stack.issue", label: "issuance M3+M4+M6, project stack (Connect)", server: "center", kind: "issue", protocol: "connect" },
   // Before/after for the ledger writer thread: the same center with its SQLite writer on the event loop.
   { key: "inline.pay", label: "payment, project stack, ledger writer INLINE on the event loop (before)", server: "centerInline", kind: "pay", protocol: "connect" },
@@ -294,6 +295,7 @@ async function main(): Promise<void> {
     let profile: ProfileSummary | undefined;
     let inprocResult: InprocResult | undefined;
     let growth: LedgerGrowth | undefined;
+    let sealStats: { sealed?: number; sealDelayP50Ms?: number; sealDelayP99Ms?: number; sealErrors?: number } | undefined;
     if (!args.skip.has("throughput")) {
       const targets = TARGETS.filter((t) => mode.experiments || !t.experiment);
       const needed = new Set(targets.map((t) => t.server));
@@ -303,6 +305,7 @@ async function main(): Promise<void> {
       const serverOpts: Record<ServerKey, Omit<ServerOptions, "dbPath"> & { db?: () => string; env?: Record<string, string> }> = {
         center: { mode: "stack-center", db: () => (centerDb = bench.freshDb("center")) },
         centerInline: { mode: "stack-center", db: db("center-inline"), env: { SCRIPWIRE_SQLITE_WRITER: "inline" } },
+        centerNoSeal: { mode: "stack-center", db: db("center-noseal"), sealing: false },
         centerQuiet: { mode: "stack-center", db: db("center-quiet"), env: { SCRIPWIRE_LOG: "silent" } },
         grpcjsCenter: { mode: "grpcjs-center", db: db("grpcjs-center") },
         grpcjs: { mode: "grpcjs-noop" },
@@ -320,7 +323,7 @@ async function main(): Promise<void> {
         await Promise.all(
           [...needed].map(async (k) => {
             const o = serverOpts[k];
-            const child = await ServerChild.start({ mode: o.mode as ServerMode, dbPath: o.db?.(), groupCommit: o.groupCommit, engine: o.engine }, { env: o.env });
+            const child = await ServerChild.start({ mode: o.mode as ServerMode, dbPath: o.db?.(), groupCommit: o.groupCommit, engine: o.engine, sealing: o.sealing }, { env: o.env });
             const client = new H2Client(child.url, mode.connections);
             await client.connect();
             children.set(k, { child, client, wallets: bench.wallets() });
@@ -380,7 +383,9 @@ async function main(): Promise<void> {
           }
         }
         const center = children.get("center")!;
-        results.centerRssBytes = (await center.child.stats()).rssBytes;
+        const cs = await center.child.stats();
+        results.centerRssBytes = cs.rssBytes;
+        sealStats = { sealed: cs.sealed, sealDelayP50Ms: cs.sealDelayP50Ms, sealDelayP99Ms: cs.sealDelayP99Ms, sealErrors: cs.sealErrors };
       } finally {
         for (const c of children.values()) {
           c.client.close();
@@ -532,6 +537,18 @@ async function main(): Promise<void> {
       const implied = 100 * ratios["CPU-implied protocol-call rate ÷ no-op rate (no-op CPU/call ÷ protocol CPU/call)"]!;
       ratios["protocol calls/s ÷ same-stack no-op calls/s, %"] = pct;
       ratios["CPU-implied, %"] = implied;
+    }
+    if (a("stack.pay") && a("noseal.pay")) {
+      const r = a("stack.pay")!.opsPerSec / a("noseal.pay")!.opsPerSec;
+      const perRound = a("stack.pay")!.perRound.map((x, i) => x.callsPerSec / a("noseal.pay")!.perRound[i]!.callsPerSec).sort((x, y) => x - y);
+      ratios["payments/s with journal sealing on ÷ off"] = r;
+      ratios["payments/s sealing on ÷ off, median of rounds"] = median(perRound);
+      ratios["server CPU per payment, sealing on ÷ off"] = a("stack.pay")!.serverCpuUsPerOp / a("noseal.pay")!.serverCpuUsPerOp;
+      goals.push({ goal: "payments/s with the tamper-evident journal sealed ÷ without it (same run)", target: "≥ 0.9", value: `${sig(r, 3)} (median of rounds ${sig(median(perRound), 3)})`, met: r >= 0.9 });
+    }
+    if (sealStats?.sealDelayP99Ms !== undefined) {
+      goals.push({ goal: "sealing delay p99 (event committed -> sealed into the chain), center under payment load", target: "bounded (loop every 100 ms)", value: `${sealStats.sealDelayP99Ms} ms (p50 ${sealStats.sealDelayP50Ms} ms, ${sealStats.sealed} events sealed)`, met: sealStats.sealDelayP99Ms < 2_000 });
+      results.sealing = sealStats;
     }
     if (a("stack.pay") && a("bare.noop")) {
       const r = a("stack.pay")!.serverCpuUsPerCall / a("bare.noop")!.serverCpuUsPerCall;

@@ -53,6 +53,9 @@ import { createServerStack, DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_MESSAGE_
 import { createUnaryFastPath } from "./lib/fastpath.js";
 import { openAsyncDurableSqliteLedger } from "./lib/sqlite-async-durable.js";
 import { CENTER_CONFIG } from "./world.js";
+import Database from "better-sqlite3";
+import { delayPercentile, SealingLoop } from "../src/center/sealing.js";
+import { chainTriggerNames } from "../src/ledger/chain-schema.js";
 
 export type ServerMode = "stack-center" | "fast-center" | "adapter-noop" | "grpcjs-noop" | "grpcjs-center" | "h2-bare" | "h2-compat";
 
@@ -66,14 +69,26 @@ export interface ServerOptions {
   engine?: "default" | "async-durable";
   /** stack-center: serve the center's hot calls on the stack's unary fast path, as src/center/server.ts does (default true). */
   fastPath?: boolean;
+  /**
+   * The tamper-evident journal (default true, as the center runs it): the
+   * event triggers plus a SealingLoop. false drops the triggers from this
+   * database copy and runs no sealer: the "sealing off" side of the ratio.
+   */
+  sealing?: boolean;
 }
+
+/** Set when the center runs a sealing loop: its delays go out with the stats. */
+let sealing: SealingLoop | undefined;
 
 const ADMIN_TOKEN = "bench-admin-token-not-secret-0123";
 
 function stats() {
   const c = process.cpuUsage();
   const m = process.memoryUsage();
-  return { cpuUserUs: c.user, cpuSystemUs: c.system, rssBytes: m.rss, heapUsedBytes: m.heapUsed };
+  const seal = sealing
+    ? { sealed: sealing.sealedTotal, sealDelayP50Ms: delayPercentile(sealing.delaysMs, 50), sealDelayP99Ms: delayPercentile(sealing.delaysMs, 99), sealErrors: sealing.errors }
+    : {};
+  return { cpuUserUs: c.user, cpuSystemUs: c.system, rssBytes: m.rss, heapUsedBytes: m.heapUsed, ...seal };
 }
 
 const noopImpl = { noop: (req: { payload: Uint8Array }) => create(NoopResponseSchema, { payload: req.payload }) };
@@ -86,6 +101,12 @@ const controlImpl = {
 
 async function openCenter(opts: ServerOptions): Promise<{ center: PaymentCenter; ledger: Ledger }> {
   if (!opts.dbPath) throw new Error("dbPath is required for a center mode");
+  if (opts.sealing === false) {
+    // Sealing off: no journal at all on this copy (no triggers, no sealer).
+    const db = new Database(opts.dbPath);
+    for (const t of chainTriggerNames()) db.exec(`DROP TRIGGER IF EXISTS ${t}`);
+    db.close();
+  }
   const ledger =
     opts.engine === "async-durable"
       ? openAsyncDurableSqliteLedger(opts.dbPath)
@@ -94,6 +115,11 @@ async function openCenter(opts: ServerOptions): Promise<{ center: PaymentCenter;
         : await openLedger(opts.dbPath);
   const center = new PaymentCenter(ledger, CENTER_CONFIG);
   await center.start();
+  if (opts.sealing !== false) {
+    // As startCenterServer runs it.
+    sealing = new SealingLoop(ledger, center.keys);
+    sealing.start();
+  }
   return { center, ledger };
 }
 
@@ -153,6 +179,10 @@ async function main(): Promise<void> {
         // Exactly as src/center/server.ts: the six payment/issuance calls on
         // the fast path; the bench's NoopService stays on the normal path.
         fastUnary: opts.fastPath === false ? undefined : [{ service: PaymentCenterService, impl: paymentImpl, methods: CENTER_FAST_METHODS }],
+        // The load generator keeps one connection per server for the whole run; a
+        // server used by a single target sits idle between rounds for longer than
+        // the stack's 30 s idle limit, which would close it under the bench.
+        limits: { idleTimeoutMs: 3_600_000 },
         routes: (router: ConnectRouter) => {
           router.service(PaymentCenterService, paymentImpl);
           router.service(CenterAdminService, centerAdminService(center, ADMIN_TOKEN));

@@ -14,6 +14,11 @@ export interface ProcStats {
   cpuSystemUs: number;
   rssBytes: number;
   heapUsedBytes: number;
+  /** Centers with a sealing loop: events sealed so far and the sealing delay (commit to seal). */
+  sealed?: number;
+  sealDelayP50Ms?: number;
+  sealDelayP99Ms?: number;
+  sealErrors?: number;
   /** Parent's clock when the reply arrived (ms, performance.now()). */
   at: number;
 }
@@ -84,7 +89,7 @@ export class ServerChild {
       if (m.type === "stats") {
         const cb = child.waiting.get(m.id!);
         child.waiting.delete(m.id!);
-        cb?.({ cpuUserUs: m.cpuUserUs, cpuSystemUs: m.cpuSystemUs, rssBytes: m.rssBytes, heapUsedBytes: m.heapUsedBytes, at: performance.now() });
+        cb?.({ ...m, type: undefined, id: undefined, at: performance.now() } as ProcStats);
       }
     });
     return child;

@@ -44,7 +44,10 @@ export class SealingLoop {
     private readonly opts: SealingOptions = {},
   ) {}
 
+  private startedAt = Date.now();
+
   start(): void {
+    this.startedAt = Date.now();
     this.stopped = false;
     this.schedule();
   }
@@ -77,7 +80,12 @@ export class SealingLoop {
       });
       this.rounds++;
       this.sealedTotal += r.sealed;
+      // Events committed before this loop started (a restart after a crash, a
+      // copied database) waited for a sealer to exist, not for the sealer: they
+      // would only measure the downtime.
+      const since = Date.now() - this.startedAt;
       for (const d of r.delaysMs) {
+        if (d > since) continue;
         if (this.delaysMs.length < DELAY_SAMPLES_MAX) this.delaysMs.push(d);
         else this.delaysMs[this.delayNext++ % DELAY_SAMPLES_MAX] = d;
       }
