@@ -7,17 +7,18 @@
  */
 import test, { type ExecutionContext } from "ava";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import http from "node:http";
 import http2 from "node:http2";
+import https from "node:https";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ReceiptSchema } from "../gen/scripwire/v1/types_pb.js";
 import { parseChallenge } from "../src/gateway/challenge.js";
 import { startGateway, type RunningGateway } from "../src/gateway/gateway.js";
-import { FileWalletStore, RefusedError, Wallet } from "../src/wallet/index.js";
+import { FileWalletStore, MemoryWalletStore, RefusedError, Wallet } from "../src/wallet/index.js";
 import { BIG_BYTES, createVendor, fundedWallet, gatewayConfig, payChallenge, raw, receiptToken, startUpstream, type Upstream } from "./helpers/gateway.js";
 import { startWorld, type World } from "./helpers/world.js";
 
@@ -558,4 +559,54 @@ test("wallet.fetch refuses a price in another currency before any payment step",
   t.is(e!.reason, "WRONG_CURRENCY");
   t.is(r.wallet.balance().value, start);
   t.is(r.wallet.history().length, 4, "register + three earnings, nothing else");
+});
+
+const hasOpenssl = spawnSync("openssl", ["version"]).status === 0;
+if (!hasOpenssl) console.log("gateway: TLS test skipped: no openssl to make a test certificate");
+(hasOpenssl ? test : test.skip)("TLS: https items and seller URL, paid over HTTPS, the route cookie is Secure", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "scripwire-gwtls-"));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const keyPath = join(dir, "key.pem");
+  const certPath = join(dir, "cert.pem");
+  const made = spawnSync("openssl", [
+    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+    "-keyout", keyPath, "-out", certPath, "-days", "1", "-subj", "/CN=localhost",
+    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+  ]);
+  t.is(made.status, 0, String(made.stderr));
+  const cert = await readFile(certPath, "utf8");
+  const key = await readFile(keyPath, "utf8");
+  const up = await startUpstream();
+  t.teardown(() => up.close());
+  const gw = await startGateway({ config: gatewayConfig(up.url, vendor), tls: { cert, key } });
+  t.teardown(() => gw.close(200));
+  t.true(gw.url.startsWith("https://"));
+  const get = (path: string, headers: Record<string, string> = {}, method = "GET", body?: string) =>
+    new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+      const u = new URL(gw.url + path);
+      const req = https.request({ host: u.hostname, port: u.port, path: u.pathname, method, headers, ca: cert, agent: false }, (res) => {
+        let b = "";
+        res.on("data", (c) => (b += c));
+        res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body: b }));
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
+  const unpaid = await get("/articles/tls");
+  t.is(unpaid.status, 402);
+  const c = parseChallenge(String(unpaid.headers["www-authenticate"]))!;
+  t.is(c.item, `${gw.url}/articles/tls`);
+  t.is(c.seller, gw.url);
+  const wallet = await Wallet.open({ store: new MemoryWalletStore(), ca: cert });
+  t.teardown(() => wallet.close());
+  await wallet.register(world.centerUrl);
+  await wallet.earn(world.sellerUrl, world.ad.itemId, "");
+  const bought = await wallet.buy(c.seller, c.item, c.method, { maxPrice: c.price, deliver: false });
+  const token = receiptToken(bought.receipt);
+  const paid = await get("/articles/tls", { authorization: `Scrip ${token}` });
+  t.is(paid.status, 200);
+  t.is(JSON.parse(paid.body).path, "/articles/tls");
+  const s = await get("/.scripwire/session", { "content-type": "text/plain" }, "POST", token);
+  t.is(s.status, 200);
+  t.regex(String(s.headers["set-cookie"]), /; Secure/);
 });
