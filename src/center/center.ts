@@ -149,7 +149,7 @@ export class PaymentCenter {
     readonly config: CenterConfig,
   ) {
     if (config.currencies.length === 0) throw new Error("a center needs at least one currency");
-    this.keys = new KeyRing(ledger);
+    this.keys = new KeyRing(ledger, config.clock ?? Date.now);
     this.algorithms = config.acceptedAlgorithms?.length ? config.acceptedAlgorithms : [HashAlgorithm.HMAC_SHA256];
     this.lifetime = BigInt(config.scripLifetimeSeconds ?? 30 * 86_400);
     this.threshold = config.redeemThreshold ?? Object.fromEntries(config.currencies.map((c) => [c, 1000n]));
@@ -215,28 +215,29 @@ export class PaymentCenter {
     if (b.value < 0n) throw refusal("BAD_SCRIP", `${field}.scrip.value must not be negative`);
   }
 
-  private customSecretFor(s: ScripType): Uint8Array {
+  private async customSecretFor(s: ScripType): Promise<Uint8Array> {
     const id = s.scrip!.customId!;
-    const cs = this.keys.customSecret(id.secretId, id.serialNumber);
+    // A generation rotated in on another replica is picked up here (a gated reload).
+    const cs = await this.keys.findCustomSecret(id.secretId, id.serialNumber);
     // Same answer for an unknown generation as for a bad hash: nothing about
     // which customers or key generations exist leaks.
     if (!cs) throw refusal("BAD_HASH", "the message hash does not verify; recompute it with your Custom_Secret");
     return cs;
   }
 
-  private verifyRequestHash(
+  private async verifyRequestHash(
     s: ScripType,
     code: CmdType,
     contextId: string,
     pCount: number,
     hash: Uint8Array,
     extra: { order?: Offer; amount?: bigint; account?: string } = {},
-  ): Uint8Array {
+  ): Promise<Uint8Array> {
     if (hash.length !== MAC_BYTES) throw refusal("BAD_LENGTH", `the message hash must be ${MAC_BYTES} bytes`);
     if (!this.algorithms.includes(s.hashAlgorithm)) {
       throw refusal("ALGORITHM_NOT_ACCEPTED", `hash algorithm ${s.hashAlgorithm} is not accepted by this center; renew the scrip`);
     }
-    const cs = this.customSecretFor(s);
+    const cs = await this.customSecretFor(s);
     if (!verifyMessageHash(s.hashAlgorithm, cs, { code: cmdCode(code), contextId, pCount, scrip: s, ...extra }, hash)) {
       throw refusal("BAD_HASH", "the message hash does not verify; recompute it with your Custom_Secret");
     }
@@ -284,9 +285,17 @@ export class PaymentCenter {
     return computeMessageHash(s.hashAlgorithm, cs, { code: cmdCode(code), contextId, pCount, scrip: s, order });
   }
 
+  /**
+   * A vendor's record and secrets, cached for VENDOR_CACHE_MS. A vendor this
+   * replica has not seen (created on another replica) or a key generation it
+   * lacks (rotated on another) is read from the ledger, but through the reload
+   * gate: a caller naming invented vendors or key ids gets "unknown" rather
+   * than a database read per call.
+   */
   private async vendor(vendorId: string, refresh = false): Promise<{ vendor: VendorRecord; keys: VendorKeyRecord[] } | undefined> {
     const hit = this.vendorCache.get(vendorId);
     if (hit && !refresh && this.nowMs() - hit.at < VENDOR_CACHE_MS) return hit.v;
+    if ((!hit || refresh) && !this.keys.gate.allow(`vendor/${vendorId}`)) return refresh ? hit?.v : undefined;
     const v = await this.ledger.getVendor(vendorId);
     if (v) this.vendorCache.set(vendorId, { at: this.nowMs(), v });
     return v;
@@ -431,7 +440,7 @@ export class PaymentCenter {
     else this.checkTranId(q.tranId);
     const scrip = q.scrip;
     const { tranId, order } = q;
-    const cs = this.verifyRequestHash(scrip, cmd, tranId, q.pCount, q.hash, { order });
+    const cs = await this.verifyRequestHash(scrip, cmd, tranId, q.pCount, q.hash, { order });
     const customer = scrip.scrip.customId!.serialNumber;
     const p1 = q.pCount + 1;
     const echo = (code: CmdType, why: Invalid, newScrip?: ScripType): ER =>
@@ -599,7 +608,7 @@ export class PaymentCenter {
     this.checkScripShape(q.scrip, "new_scrip");
     const s = q.scrip;
     const tranId = q.tranId;
-    const cs = this.verifyRequestHash(s, cmd, tranId, q.pCount, q.hash);
+    const cs = await this.verifyRequestHash(s, cmd, tranId, q.pCount, q.hash);
     const customer = s.scrip.customId!.serialNumber;
     const serial = s.scrip.scripId!.serialNumber;
     const reply = (state: TransactionState, scrip: ScripType | undefined, receipt?: Receipt): CR =>
@@ -688,7 +697,7 @@ export class PaymentCenter {
     this.checkPCount(req.pCount);
     this.checkScripShape(req.scrip, "scrip");
     const s = req.scrip;
-    const cs = this.verifyRequestHash(s, CmdType.RN1, req.requestId, req.pCount, req.scripHash);
+    const cs = await this.verifyRequestHash(s, CmdType.RN1, req.requestId, req.pCount, req.scripHash);
     const invalid = await this.scripInvalid(s, true);
     if (invalid) throw raise(invalid);
     const out = this.newScrip(this.algorithms[0]!, s, s.scrip.value, s.scrip.ad);
@@ -719,7 +728,7 @@ export class PaymentCenter {
     if (req.amount < 0n) throw refusal("BAD_AMOUNT", "amount must not be negative (0 redeems everything)");
     if (!req.payoutAccount || req.payoutAccount.length > 256) throw refusal("BAD_PAYOUT_ACCOUNT", "payout_account is required (at most 256 characters)");
     const s = req.scrip;
-    const cs = this.verifyRequestHash(s, CmdType.RD1, req.requestId, req.pCount, req.scripHash, {
+    const cs = await this.verifyRequestHash(s, CmdType.RD1, req.requestId, req.pCount, req.scripHash, {
       amount: req.amount,
       account: req.payoutAccount,
     });

@@ -11,6 +11,7 @@ import { customSecretInput } from "../crypto/canonical.js";
 import { centerPublicKey, type CenterKeyPair } from "../crypto/registration.js";
 import { ed25519, x25519 } from "@noble/curves/ed25519.js";
 import type { KeyKind, KeyRecord, Ledger } from "../ledger/ledger.js";
+import { ReloadGate } from "./reload-gate.js";
 
 /** Custom_Secret cache bound: derivation is one HMAC, the cache only saves it on hot customers. */
 const CUSTOM_SECRET_CACHE_MAX = 10_000;
@@ -20,7 +21,16 @@ export class KeyRing {
   private customCache = new Map<string, Uint8Array>();
   private center: CenterKeyPair | undefined;
 
-  constructor(private readonly ledger: Ledger) {}
+  private reloading = new Map<KeyKind, Promise<void>>();
+  /** Exposed for metrics and tests: how many misses were answered without a reload. */
+  readonly gate: ReloadGate;
+
+  constructor(
+    private readonly ledger: Ledger,
+    clock: () => number = Date.now,
+  ) {
+    this.gate = new ReloadGate(clock);
+  }
 
   /** Loads keys, creating generation 1 of each family on a fresh ledger. */
   async load(): Promise<void> {
@@ -64,12 +74,40 @@ export class KeyRing {
     return this.keys.get(kind)?.get(secretId);
   }
 
-  /** Looks a generation up, reloading once in case another replica rotated. */
+  /**
+   * Looks a generation up. A generation newer than any this replica holds may
+   * have been made by another replica's RotateKeys: reload, through the gate
+   * (reload-gate.ts) so invented generations cannot make every call read the
+   * database. Generations are numbered 1, 2, ... and all are loaded, so an id
+   * at or below the newest known one is unknown without asking.
+   */
   async find(kind: KeyKind, secretId: number): Promise<Uint8Array | undefined> {
     const k = this.get(kind, secretId);
     if (k) return k;
-    this.install(await this.ledger.listKeys());
+    const known = this.keys.get(kind);
+    if (known && known.size > 0 && secretId <= Math.max(...known.keys())) return undefined;
+    if (!Number.isSafeInteger(secretId) || secretId < 1) return undefined;
+    await this.reload(kind);
     return this.get(kind, secretId);
+  }
+
+  /** One reload at a time per family; concurrent misses wait for it instead of starting their own. */
+  private async reload(kind: KeyKind): Promise<void> {
+    const running = this.reloading.get(kind);
+    if (running) return running;
+    if (!this.gate.allow(`key/${kind}`)) return;
+    const p = this.ledger
+      .listKeys()
+      .then((all) => this.install(all))
+      .finally(() => this.reloading.delete(kind));
+    this.reloading.set(kind, p);
+    return p;
+  }
+
+  /** The Custom_Secret of a customer, reloading (gated) when its generation is newer than this replica knows. */
+  async findCustomSecret(secretId: number, serial: bigint): Promise<Uint8Array | undefined> {
+    if (!(await this.find("custom", secretId))) return undefined;
+    return this.customSecret(secretId, serial);
   }
 
   centerKeyPair(): CenterKeyPair {

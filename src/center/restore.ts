@@ -122,7 +122,7 @@ export class SyncService {
     this.limit(this.customers, `${id.secretId}/${id.serialNumber}`, "for this customer");
 
     const fail = () => unauthenticated("BAD_HASH", SYNC_FAILED);
-    const cs = this.center.keys.customSecret(id.secretId, id.serialNumber);
+    const cs = await this.center.keys.findCustomSecret(id.secretId, id.serialNumber);
     if (!cs || !verifySyncRequestHash(cs, { customId: id, timestampUnixMs: req.timestampUnixMs, nonce: req.nonce }, req.hash)) throw fail();
     const now = this.clock();
     if (Math.abs(Number(req.timestampUnixMs) - now) > SYNC_REQUEST_SKEW_MS) throw fail();
