@@ -295,8 +295,12 @@ export class PaymentCenter {
   private async vendor(vendorId: string, refresh = false): Promise<{ vendor: VendorRecord; keys: VendorKeyRecord[] } | undefined> {
     const hit = this.vendorCache.get(vendorId);
     if (hit && !refresh && this.nowMs() - hit.at < VENDOR_CACHE_MS) return hit.v;
-    if ((!hit || refresh) && !this.keys.gate.allow(`vendor/${vendorId}`)) return refresh ? hit?.v : undefined;
-    const v = await this.ledger.getVendor(vendorId);
+    const gateKey = `vendor/${vendorId}`;
+    if ((!hit || refresh) && !this.keys.gate.allow(gateKey)) return refresh ? hit?.v : undefined;
+    const v = await this.ledger.getVendor(vendorId).catch((e: unknown) => {
+      this.keys.gate.forget(gateKey);
+      throw e;
+    });
     if (v) this.vendorCache.set(vendorId, { at: this.nowMs(), v });
     return v;
   }

@@ -98,7 +98,13 @@ export class KeyRing {
     if (!this.gate.allow(`key/${kind}`)) return;
     const p = this.ledger
       .listKeys()
-      .then((all) => this.install(all))
+      .then(
+        (all) => this.install(all),
+        (e: unknown) => {
+          this.gate.forget(`key/${kind}`);
+          throw e;
+        },
+      )
       .finally(() => this.reloading.delete(kind));
     this.reloading.set(kind, p);
     return p;

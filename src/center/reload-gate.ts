@@ -45,4 +45,9 @@ export class ReloadGate {
     this.last.set(key, now);
     return true;
   }
+
+  /** The reload allowed for `key` did not happen (the database failed): the next miss may try again at once. */
+  forget(key: string): void {
+    this.last.delete(key);
+  }
 }

@@ -6,6 +6,7 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { KekError, KeyEncryptionKeys } from "../crypto/kek.js";
 import { CenterAdminService } from "../../gen/scripwire/v1/admin_pb.js";
+import { watchLedgerHealth, type LedgerHealth } from "./ledger-health.js";
 import { PaymentCenterService } from "../../gen/scripwire/v1/center_pb.js";
 import type { Ledger } from "../ledger/ledger.js";
 import { openLedger } from "../ledger/open.js";
@@ -49,6 +50,8 @@ export interface CenterServerOptions extends CenterConfig {
    * Default true.
    */
   fastPath?: boolean;
+  /** How often grpc.health.v1 asks the ledger whether it answers (default 2000 ms; src/center/ledger-health.ts). */
+  healthPollMs?: number;
   /**
    * Per-customer and per-address rate limits (src/server/limits.ts), enforced
    * on the fast path too. Default: off for the library (tests, benchmarks,
@@ -76,6 +79,8 @@ export interface CenterServerOptions extends CenterConfig {
 export const CENTER_FAST_METHODS = ["initIssue", "issue", "confirmIssue", "initPayment", "pay", "confirmPayment"] as const;
 
 export interface RunningCenter {
+  /** NOT_SERVING while the ledger does not answer; see src/center/ledger-health.ts. */
+  ledgerHealth: LedgerHealth;
   center: PaymentCenter;
   ledger: Ledger;
   sealing: SealingLoop | undefined;
@@ -167,16 +172,22 @@ export async function startCenterServer(opts: CenterServerOptions): Promise<Runn
     fastUnary:
       opts.fastPath === false ? undefined : [{ service: PaymentCenterService, impl: paymentImpl, methods: CENTER_FAST_METHODS }],
   });
+  const ledgerHealth = watchLedgerHealth(ledger, stack.health, [PaymentCenterService.typeName, CenterAdminService.typeName], {
+    intervalMs: opts.healthPollMs,
+    onChange: (ok, e) => (ok ? logger.info("ledger reachable again: health SERVING") : logger.error("ledger unreachable: health NOT_SERVING", { error: e instanceof Error ? e.message : String(e) })),
+  });
   const { port, url } = await stack.listen();
   return {
     center,
     ledger,
+    ledgerHealth,
     sealing,
     port,
     url,
     stack,
     kekCreated,
     async close(graceMs = 5_000) {
+      ledgerHealth.stop();
       await stack.close(graceMs);
       await sealing?.stop();
       if (!opts.ledger) await ledger.close();

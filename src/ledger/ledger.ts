@@ -262,6 +262,8 @@ export interface Ledger {
   readonly engine: Engine;
   migrate(): Promise<void>;
   close(): Promise<void>;
+  /** Resolves if the database answers a trivial query now; rejects otherwise (health probes). */
+  ping(): Promise<void>;
 
   /**
    * From now on, keys are wrapped with `kek` on the way in and unwrapped on

@@ -286,6 +286,10 @@ export class SqlLedger implements Ledger {
     });
   }
 
+  async ping(): Promise<void> {
+    await this.db.read((q) => q.get(`SELECT 1 AS one`));
+  }
+
   /** The schema version the database holds (0 for an empty one). */
   async schemaVersion(): Promise<number> {
     return this.db.read(async (q) => {
