@@ -297,10 +297,8 @@ export class PaymentCenter {
     if (hit && !refresh && this.nowMs() - hit.at < VENDOR_CACHE_MS) return hit.v;
     const gateKey = `vendor/${vendorId}`;
     if ((!hit || refresh) && !this.keys.gate.allow(gateKey)) return refresh ? hit?.v : undefined;
-    const v = await this.ledger.getVendor(vendorId).catch((e: unknown) => {
-      this.keys.gate.forget(gateKey);
-      throw e;
-    });
+    const v = await this.ledger.getVendor(vendorId);
+    if (!v) this.keys.gate.missed(gateKey);
     if (v) this.vendorCache.set(vendorId, { at: this.nowMs(), v });
     return v;
   }
@@ -308,9 +306,10 @@ export class PaymentCenter {
   private async vendorKey(vendorId: string, keyId: number): Promise<Uint8Array | undefined> {
     let v = await this.vendor(vendorId);
     let k = v?.keys.find((x) => x.keyId === keyId);
-    if (!k) {
+    if (!k && v) {
       v = await this.vendor(vendorId, true);
       k = v?.keys.find((x) => x.keyId === keyId);
+      if (!k) this.keys.gate.missed(`vendor/${vendorId}`);
     }
     return k?.secret;
   }

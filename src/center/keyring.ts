@@ -88,7 +88,9 @@ export class KeyRing {
     if (known && known.size > 0 && secretId <= Math.max(...known.keys())) return undefined;
     if (!Number.isSafeInteger(secretId) || secretId < 1) return undefined;
     await this.reload(kind);
-    return this.get(kind, secretId);
+    const found = this.get(kind, secretId);
+    if (!found) this.gate.missed(`key/${kind}`);
+    return found;
   }
 
   /** One reload at a time per family; concurrent misses wait for it instead of starting their own. */
@@ -98,13 +100,7 @@ export class KeyRing {
     if (!this.gate.allow(`key/${kind}`)) return;
     const p = this.ledger
       .listKeys()
-      .then(
-        (all) => this.install(all),
-        (e: unknown) => {
-          this.gate.forget(`key/${kind}`);
-          throw e;
-        },
-      )
+      .then((all) => this.install(all))
       .finally(() => this.reloading.delete(kind));
     this.reloading.set(kind, p);
     return p;

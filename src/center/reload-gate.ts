@@ -4,8 +4,9 @@
  * since, so a miss must be able to reload. But the ids on a request are the
  * caller's choice, and a caller inventing ids must not turn every request into
  * a database read. So a miss reloads only
- *   - at most once per RELOAD_PER_KEY_MS for the same cache key (a vendor id,
- *     a key family), concurrent misses sharing that one reload, and
+ *   - if the last reload for the same cache key (a vendor id, a key family)
+ *     that still did not find what was asked is at least RELOAD_PER_KEY_MS
+ *     old (a found id costs nothing; an unknown one one read a second), and
  *   - at most RELOADS_PER_SECOND across all keys (a token bucket), so spraying
  *     distinct unknown vendor ids costs the database a bounded rate.
  * A miss that is not allowed to reload answers "unknown" (the same as a real
@@ -25,7 +26,7 @@ export class ReloadGate {
     this.refilledAt = clock();
   }
 
-  /** True if a miss on `key` may reload now; records the reload. */
+  /** True if a miss on `key` may reload now (spends one from the overall budget). */
   allow(key: string): boolean {
     const now = this.clock();
     const prev = this.last.get(key);
@@ -40,14 +41,14 @@ export class ReloadGate {
       return false;
     }
     this.tokens -= 1;
-    // Bounded memory: entries older than the interval carry no information.
-    if (this.last.size >= 10_000) for (const [k, t] of this.last) if (now - t >= RELOAD_PER_KEY_MS) this.last.delete(k);
-    this.last.set(key, now);
     return true;
   }
 
-  /** The reload allowed for `key` did not happen (the database failed): the next miss may try again at once. */
-  forget(key: string): void {
-    this.last.delete(key);
+  /** A reload for `key` did not find what was asked: the next misses on it wait RELOAD_PER_KEY_MS. */
+  missed(key: string): void {
+    const now = this.clock();
+    // Bounded memory: entries older than the interval carry no information.
+    if (this.last.size >= 10_000) for (const [k, t] of this.last) if (now - t >= RELOAD_PER_KEY_MS) this.last.delete(k);
+    this.last.set(key, now);
   }
 }
