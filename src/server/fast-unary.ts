@@ -54,6 +54,7 @@
  *   Connect does for unary calls anyway.
  */
 import type http2 from "node:http2";
+import { brotliCompressSync, gzipSync } from "node:zlib";
 import type { DescMessage, DescMethodUnary, DescService } from "@bufbuild/protobuf";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { JsonWriteOptions } from "@bufbuild/protobuf";
@@ -97,6 +98,8 @@ export interface FastUnary {
   handle(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): boolean;
   /** Fast-path calls started and not yet answered. */
   readonly inFlight: number;
+  /** Calls this fast path took (answered or not): lets a test prove it was really used. */
+  readonly served: number;
 }
 
 type UnaryFn = (req: unknown, ctx: HandlerContext) => unknown;
@@ -112,13 +115,39 @@ interface Route {
 
 // Header names connect never copies from error metadata
 // (@connectrpc/connect protocol/protocol-headers.js, not exported).
-const protocolHeaders = new Set([
+// test/fast-unary-center.test.ts checks this copy against the installed connect.
+export const FAST_PATH_PROTOCOL_HEADERS: ReadonlySet<string> = new Set([
   "content-type", "content-length", "content-encoding", "host", "user-agent", "trailer", "date",
   "accept-encoding", "trailer-", "connect-content-encoding", "connect-accept-encoding",
   "connect-timeout-ms", "connect-protocol-version",
   "grpc-encoding", "grpc-accept-encoding", "grpc-timeout", "grpc-status", "grpc-message",
   "grpc-status-details-bin",
 ]);
+
+/**
+ * Response compression as connect-node negotiates it (protocol/compression.js
+ * compressionNegotiate; connectNodeAdapter's default acceptCompression is
+ * gzip and br; compressMinBytes defaults to 1 KiB): the first codec in the
+ * client's accept list that the server has. gRPC names it in `grpc-encoding`
+ * on every answer, errors included; a message is compressed only from
+ * COMPRESS_MIN_BYTES on. Found by test/fast-unary-center.test.ts.
+ */
+const SERVER_CODECS = ["gzip", "br"] as const;
+type Codec = (typeof SERVER_CODECS)[number];
+const COMPRESS_MIN_BYTES = 1024;
+
+function negotiate(accepted: string | string[] | undefined): Codec | undefined {
+  if (accepted === undefined) return undefined;
+  for (const name of String(accepted).split(",")) {
+    const n = name.trim();
+    if ((SERVER_CODECS as readonly string[]).includes(n)) return n as Codec;
+  }
+  return undefined;
+}
+
+function compress(codec: Codec, bytes: Uint8Array): Buffer {
+  return codec === "gzip" ? gzipSync(bytes) : brotliCompressSync(bytes);
+}
 
 const CT_CONNECT_PROTO = "application/proto";
 const CT_CONNECT_JSON = "application/json";
@@ -194,6 +223,7 @@ export function createFastUnary(services: readonly FastUnaryService[], options: 
     }
   };
 
+  let served = 0;
   const handle = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): boolean => {
     if (req.method !== "POST") {
       return false;
@@ -220,6 +250,7 @@ export function createFastUnary(services: readonly FastUnaryService[], options: 
     ) {
       return false;
     }
+    served++;
     new FastCall(route, grpc, req, res).start();
     return true;
   };
@@ -232,13 +263,16 @@ export function createFastUnary(services: readonly FastUnaryService[], options: 
     private done = false;
     private responseHeader: Headers | undefined;
     private responseTrailer: Headers | undefined;
+    private readonly codec: Codec | undefined;
 
     constructor(
       private readonly route: Route,
       private readonly grpc: boolean,
       private readonly req: http2.Http2ServerRequest,
       private readonly res: http2.Http2ServerResponse,
-    ) {}
+    ) {
+      this.codec = negotiate(grpc ? req.headers["grpc-accept-encoding"] : req.headers["accept-encoding"]);
+    }
 
     start(): void {
       running.add(this);
@@ -395,12 +429,15 @@ export function createFastUnary(services: readonly FastUnaryService[], options: 
         return;
       }
       const { res } = this;
+      const squeeze = this.codec !== undefined && bytes.length >= COMPRESS_MIN_BYTES;
+      if (squeeze) bytes = compress(this.codec!, bytes);
       if (this.grpc) {
         const frame = Buffer.allocUnsafe(5 + bytes.length);
-        frame[0] = 0;
+        frame[0] = squeeze ? 1 : 0;
         frame.writeUInt32BE(bytes.length, 1);
         frame.set(bytes, 5);
         const headers: Record<string, string> = { "content-type": CT_GRPC_PROTO };
+        if (this.codec) headers["grpc-encoding"] = this.codec;
         copyHeaders(headers, this.responseHeader);
         const trailers: Record<string, string> = { "grpc-status": "0" };
         copyHeaders(trailers, this.responseTrailer);
@@ -409,6 +446,7 @@ export function createFastUnary(services: readonly FastUnaryService[], options: 
         res.end(frame);
       } else {
         const headers: Record<string, string> = { "content-type": CT_CONNECT_PROTO };
+        if (squeeze) headers["content-encoding"] = this.codec!;
         copyHeaders(headers, this.responseHeader);
         copyHeaders(headers, this.responseTrailer, "trailer-");
         headers["content-length"] = String(bytes.length);
@@ -439,6 +477,7 @@ export function createFastUnary(services: readonly FastUnaryService[], options: 
         const trailer = new Headers(this.responseTrailer);
         setTrailerStatus(trailer, error);
         const headers: Record<string, string> = { "content-type": CT_GRPC_PROTO };
+        if (this.codec) headers["grpc-encoding"] = this.codec;
         copyHeaders(headers, this.responseHeader);
         const trailers: Record<string, string> = {};
         copyHeaders(trailers, trailer);
@@ -452,7 +491,7 @@ export function createFastUnary(services: readonly FastUnaryService[], options: 
         if (!error.isWireError) {
           error.metadata.forEach((value, key) => {
             const k = key.toLowerCase();
-            if (!protocolHeaders.has(k)) {
+            if (!FAST_PATH_PROTOCOL_HEADERS.has(k)) {
               headers[k] = headers[k] === undefined ? value : `${headers[k]}, ${value}`;
             }
           });
@@ -481,6 +520,9 @@ export function createFastUnary(services: readonly FastUnaryService[], options: 
     handle,
     get inFlight() {
       return running.size;
+    },
+    get served() {
+      return served;
     },
   };
 }

@@ -197,6 +197,8 @@ export interface ServerStack {
    * They are HTTP/2 streams, so `close()` waits for them like any call.
    */
   fastUnaryInFlight(): number;
+  /** Calls the unary fast path has taken since start (0 when it is off). */
+  fastUnaryServed(): number;
   /** What the resource limits did (buffered bytes held, resets, idle closes, refused connections). */
   resources(): ResourceGuardStats;
 }
@@ -565,6 +567,7 @@ export function createServerStack(options: ServerStackOptions): ServerStack {
       forcedCloses,
     }),
     fastUnaryInFlight: () => fast?.inFlight ?? 0,
+    fastUnaryServed: () => fast?.served ?? 0,
     resources: () => guard.stats(),
   };
 }
