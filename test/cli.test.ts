@@ -126,12 +126,21 @@ test("center serve, admin commands, and audit on a live and on a corrupted ledge
     const live = admin(["audit"]);
     t.is(live.code, 0, live.out);
     t.true(JSON.parse(live.out).ok);
+    // A signed journal checkpoint, fetched with no credentials and kept in a file.
+    let cp = run(["center", "checkpoint", "--center", center.url, "--out", join(dir, "cp.json"), "--json"]);
+    for (let i = 0; i < 50 && cp.code !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      cp = run(["center", "checkpoint", "--center", center.url, "--out", join(dir, "cp.json"), "--json"]);
+    }
+    t.is(cp.code, 0, cp.err);
+    t.regex(JSON.parse(cp.out).signature, /^[0-9a-f]{128}$/);
   } finally {
     await center.stop();
   }
-  const offline = run(["audit", "--data-dir", dir]);
+  const offline = run(["audit", "--data-dir", dir, "--checkpoint", join(dir, "cp.json"), "--require-sealed"]);
   t.is(offline.code, 0, offline.err + offline.out);
   t.regex(offline.out, /audit ok/);
+  t.regex(offline.out, /saved checkpoint of size \d+ verified and extended/);
 
   // Mint money behind the ledger's back: the audit must notice.
   const db = new Database(join(dir, "center.sqlite"));
