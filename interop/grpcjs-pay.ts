@@ -236,7 +236,7 @@ async function main(): Promise<number> {
     expectCmd("S6", s6, CMD.PM7_1);
     need(s6.state === 3 && s6.receipt?.mac?.length === 32, "S6: no confirmed receipt");
     log("S6", `PM7_1 CONFIRMED receipt price=${s6.receipt.price}`);
-    const d = await unary(seller, "deliver", "S7", { header: hdr(CMD.UNSPECIFIED), receipt: s6.receipt });
+    const d = await unary(seller, "deliver", "S7", { header: hdr(CMD.PM8_1), receipt: s6.receipt });
     expectCmd("S7", d, CMD.PM8_1);
     need(d.content?.length > 0, "S7: empty content");
     log("S7", `PM8_1 delivered ${d.content.length} bytes (${d.contentType})`);
