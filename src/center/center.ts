@@ -292,15 +292,29 @@ export class PaymentCenter {
    * gate: a caller naming invented vendors or key ids gets "unknown" rather
    * than a database read per call.
    */
+  private readonly vendorLoads = new Map<string, Promise<{ vendor: VendorRecord; keys: VendorKeyRecord[] } | undefined>>();
+
   private async vendor(vendorId: string, refresh = false): Promise<{ vendor: VendorRecord; keys: VendorKeyRecord[] } | undefined> {
     const hit = this.vendorCache.get(vendorId);
     if (hit && !refresh && this.nowMs() - hit.at < VENDOR_CACHE_MS) return hit.v;
+    // Concurrent misses on one vendor share one read (a center starting under
+    // load gets many at once): otherwise each would spend a reload token and
+    // those past the gate's budget would see a known vendor as unknown.
+    const pending = this.vendorLoads.get(vendorId);
+    if (pending) return (await pending) ?? (refresh ? hit?.v : undefined);
     const gateKey = `vendor/${vendorId}`;
     if ((!hit || refresh) && !this.keys.gate.allow(gateKey)) return refresh ? hit?.v : undefined;
-    const v = await this.ledger.getVendor(vendorId);
-    if (!v) this.keys.gate.missed(gateKey);
-    if (v) this.vendorCache.set(vendorId, { at: this.nowMs(), v });
-    return v;
+    const load = this.ledger.getVendor(vendorId).then((v) => {
+      if (!v) this.keys.gate.missed(gateKey);
+      if (v) this.vendorCache.set(vendorId, { at: this.nowMs(), v });
+      return v;
+    });
+    this.vendorLoads.set(vendorId, load);
+    try {
+      return await load;
+    } finally {
+      this.vendorLoads.delete(vendorId);
+    }
   }
 
   private async vendorKey(vendorId: string, keyId: number): Promise<Uint8Array | undefined> {
