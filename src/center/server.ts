@@ -7,6 +7,7 @@ import { dirname, join } from "node:path";
 import { KekError, KeyEncryptionKeys } from "../crypto/kek.js";
 import { CenterAdminService } from "../../gen/scripwire/v1/admin_pb.js";
 import { watchLedgerHealth, type LedgerHealth } from "./ledger-health.js";
+import { CenterMetrics, meterService, serveMetrics } from "../server/metrics.js";
 import { PaymentCenterService } from "../../gen/scripwire/v1/center_pb.js";
 import type { Ledger } from "../ledger/ledger.js";
 import { openLedger } from "../ledger/open.js";
@@ -50,6 +51,10 @@ export interface CenterServerOptions extends CenterConfig {
    * Default true.
    */
   fastPath?: boolean;
+  /** Serve Prometheus metrics on this port (0 = any free one), on a listener of its own; default: no metrics. */
+  metricsPort?: number;
+  /** Interface of the metrics listener (default 127.0.0.1). */
+  metricsHost?: string;
   /** How often grpc.health.v1 asks the ledger whether it answers (default 2000 ms; src/center/ledger-health.ts). */
   healthPollMs?: number;
   /**
@@ -79,6 +84,9 @@ export interface CenterServerOptions extends CenterConfig {
 export const CENTER_FAST_METHODS = ["initIssue", "issue", "confirmIssue", "initPayment", "pay", "confirmPayment"] as const;
 
 export interface RunningCenter {
+  /** The center's metrics, when `metricsPort` was given, and the port they are served on. */
+  metrics?: CenterMetrics;
+  metricsPort?: number;
   /** NOT_SERVING while the ledger does not answer; see src/center/ledger-health.ts. */
   ledgerHealth: LedgerHealth;
   center: PaymentCenter;
@@ -145,20 +153,23 @@ export async function startCenterServer(opts: CenterServerOptions): Promise<Runn
     if (!opts.ledger) await ledger.close();
     throw e;
   }
-  const center = new PaymentCenter(ledger, opts);
+  // Metrics (src/server/metrics.ts) only when a metrics port is asked for: the ledger's writes are timed through a proxy.
+  const metrics = opts.metricsPort !== undefined ? new CenterMetrics(ledger) : undefined;
+  const center = new PaymentCenter(metrics ? metrics.meterLedger(ledger) : ledger, opts);
   await center.start();
   const sealing = opts.sealing === false ? undefined : new SealingLoop(ledger, center.keys, { onError: () => {}, ...opts.sealing });
   sealing?.start();
   const limiter = opts.rateLimits ? createRateLimiterCore(opts.rateLimits) : undefined;
   const service = paymentCenterService(center, { sync: opts.sync });
-  const paymentImpl = limiter
-    ? rateLimitService(PaymentCenterService, service, limiter)
-    : service;
+  const limited = limiter ? rateLimitService(PaymentCenterService, service, limiter) : service;
+  // Counted outside the limiter (a refused call is a call), and the same object serves the router and the fast path.
+  const paymentImpl = metrics ? meterService(PaymentCenterService, limited, metrics) : limited;
+  const adminImpl = centerAdminService(center, adminGuard);
   const stack: ServerStack = createServerStack({
     services: [PaymentCenterService, CenterAdminService],
     routes: (router) => {
       router.service(PaymentCenterService, paymentImpl);
-      router.service(CenterAdminService, centerAdminService(center, adminGuard));
+      router.service(CenterAdminService, metrics ? meterService(CenterAdminService, adminImpl, metrics) : adminImpl);
     },
     host: opts.host ?? "127.0.0.1",
     port: opts.port ?? 0,
@@ -177,10 +188,13 @@ export async function startCenterServer(opts: CenterServerOptions): Promise<Runn
     onChange: (ok, e) => (ok ? logger.info("ledger reachable again: health SERVING") : logger.error("ledger unreachable: health NOT_SERVING", { error: e instanceof Error ? e.message : String(e) })),
   });
   const { port, url } = await stack.listen();
+  const metricsServer = metrics ? await serveMetrics(metrics, opts.metricsHost ?? "127.0.0.1", opts.metricsPort!) : undefined;
   return {
     center,
     ledger,
     ledgerHealth,
+    metrics,
+    metricsPort: metricsServer?.port,
     sealing,
     port,
     url,
@@ -188,6 +202,7 @@ export async function startCenterServer(opts: CenterServerOptions): Promise<Runn
     kekCreated,
     async close(graceMs = 5_000) {
       ledgerHealth.stop();
+      await metricsServer?.close();
       await stack.close(graceMs);
       await sealing?.stop();
       if (!opts.ledger) await ledger.close();

@@ -143,6 +143,8 @@ const centerServe: Command = {
     { name: "rate-per-customer", description: "requests per second per customer (0 = unlimited)", default: "20" },
     { name: "rate-per-address", description: "requests per second per client address (0 = unlimited)", default: "1000" },
     { name: "cors-origin", description: "comma-separated origins whose browser pages may call the RPCs (or *)" },
+    { name: "metrics-port", description: "serve Prometheus metrics at GET /metrics on this port (separate listener; off by default)" },
+    { name: "metrics-host", description: "address of the metrics listener", default: "127.0.0.1" },
     ...kekOptions,
   ],
   async run(o) {
@@ -171,9 +173,15 @@ const centerServe: Command = {
       kek: kekSourceFrom(o, o.get("database") ?? join(o.require("data-dir"), "center.sqlite")),
       rateLimits: rateLimitsFrom(o),
       corsOrigins: corsOriginsFrom(o),
+      metricsPort: o.int("metrics-port"),
+      metricsHost: o.get("metrics-host"),
     });
     if (running.kekCreated) progressNote(o.json, kekCreatedMessage(running.kekCreated));
-    print(o.json, { url: running.url, port: running.port, engine: running.ledger.engine }, `payment center listening on ${running.url} (${running.ledger.engine} ledger)`);
+    print(
+      o.json,
+      { url: running.url, port: running.port, engine: running.ledger.engine, metricsPort: running.metricsPort },
+      `payment center listening on ${running.url} (${running.ledger.engine} ledger)${running.metricsPort !== undefined ? `; metrics on http://${o.get("metrics-host")}:${running.metricsPort}/metrics` : ""}`,
+    );
     await waitForSignal(() => running.close());
     return EXIT.OK;
   },

@@ -286,6 +286,11 @@ export class SqlLedger implements Ledger {
     });
   }
 
+  /** Live scrips right now (the metrics gauge). */
+  async liveScripCount(): Promise<bigint> {
+    return this.db.read(async (q) => BigInt((await q.get<{ n: unknown }>(`SELECT count(*) AS n FROM scrips WHERE state = 'live'`))?.n as bigint | number));
+  }
+
   async ping(): Promise<void> {
     await this.db.read((q) => q.get(`SELECT 1 AS one`));
   }
