@@ -12,6 +12,7 @@ import { parseSellerConfig } from "../src/seller/catalog.js";
 import { Seller } from "../src/seller/seller.js";
 import { QUIZ, sellerConfigJson } from "./helpers/inproc.js";
 import { hdr, RawCustomer } from "./helpers/raw.js";
+import { checkpointSignatureValid } from "../src/ledger/chain.js";
 import { ADMIN_TOKEN, realWorld } from "./helpers/real.js";
 
 test("admin calls need the bearer token", async (t) => {
@@ -81,4 +82,26 @@ test("rotated certificate, Custom_Secret and vendor keys: new generations sign, 
   t.is(s6.receipt?.vendorKeyId, 2);
   t.notThrows(() => newer.deliver({ $typeName: "scripwire.v1.DeliverRequest", header: hdr(CmdType.PM8_1), receipt: s6.receipt }));
   t.deepEqual((await w.ledger.audit()).problems, []);
+});
+
+test("the journal's checkpoint key rotates by generation: new checkpoints use the new key, older ones keep verifying", async (t) => {
+  const w = await realWorld();
+  t.teardown(() => w.close());
+  const admin = createClient(CenterAdminService, createTransport(w.centerServer.url, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }));
+  const sealing = w.centerServer.sealing!;
+  const a = new RawCustomer(w.centerTransport, w.sellerTransport);
+  await a.register();
+  await a.earn(QUIZ.itemId, QUIZ.answer);
+  const first = (await sealing.round(true))!;
+  t.is(first.keyId, 1);
+  t.is((await admin.rotateKeys({ kind: KeyKind.CHECKPOINT })).secretId, 2);
+  await a.buy("/articles/hash-cash");
+  const second = (await sealing.round(true))!;
+  t.is(second.keyId, 2, "the next checkpoint is signed by generation 2");
+  t.notDeepEqual(Buffer.from(second.publicKey), Buffer.from(first.publicKey));
+  t.true(checkpointSignatureValid(first) && checkpointSignatureValid(second));
+  // The ledger still extends the generation-1 checkpoint, and the audit accepts both generations.
+  const audit = await w.ledger.audit({ checkpoint: first });
+  t.deepEqual(audit.problems, []);
+  t.true(audit.savedCheckpointOk);
 });

@@ -167,8 +167,9 @@ export function centerAdminService(center: PaymentCenter, admin: string | AdminG
     },
     async rotateKeys(req, ctx) {
       requireAdmin(ctx);
-      const kind = req.kind === KeyKind.CERTIFICATE ? "certificate" : req.kind === KeyKind.CUSTOM_SECRET ? "custom" : undefined;
-      if (!kind) throw invalidArgument("BAD_KEY_KIND", "kind must be KEY_KIND_CERTIFICATE or KEY_KIND_CUSTOM_SECRET");
+      const kind =
+        req.kind === KeyKind.CERTIFICATE ? "certificate" : req.kind === KeyKind.CUSTOM_SECRET ? "custom" : req.kind === KeyKind.CHECKPOINT ? "checkpoint-ed25519" : undefined;
+      if (!kind) throw invalidArgument("BAD_KEY_KIND", "kind must be KEY_KIND_CERTIFICATE, KEY_KIND_CUSTOM_SECRET or KEY_KIND_CHECKPOINT");
       return { kind: req.kind, secretId: await center.keys.rotate(kind) };
     },
     async listPayouts(req, ctx) {

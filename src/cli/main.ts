@@ -275,13 +275,13 @@ const adminActions: Record<string, Command> = {
     },
   },
   "rotate-keys": {
-    usage: "scripwire center admin rotate-keys --kind certificate|custom",
+    usage: "scripwire center admin rotate-keys --kind certificate|custom|checkpoint",
     summary: "Start a new generation of the scrip-certificate key or the Custom_Secret master key.",
-    options: [...adminCommon, { name: "kind", description: "certificate or custom" }],
+    options: [...adminCommon, { name: "kind", description: "certificate, custom or checkpoint (the journal signing key)" }],
     async run(o) {
       const kind = o.require("kind");
-      const k = kind === "certificate" ? KeyKind.CERTIFICATE : kind === "custom" ? KeyKind.CUSTOM_SECRET : undefined;
-      if (k === undefined) throw new UsageError("--kind must be certificate or custom");
+      const k = kind === "certificate" ? KeyKind.CERTIFICATE : kind === "custom" ? KeyKind.CUSTOM_SECRET : kind === "checkpoint" ? KeyKind.CHECKPOINT : undefined;
+      if (k === undefined) throw new UsageError("--kind must be certificate, custom or checkpoint");
       const r = await adminClient(o).rotateKeys({ kind: k });
       print(o.json, { kind, secretId: r.secretId }, `${kind} key generation ${r.secretId} is now current`);
       return EXIT.OK;
