@@ -325,6 +325,7 @@ const sellerServe: Command = {
   summary: "Run a seller (internet mall): campaigns that pay scrip, priced content, and delivery on receipts.",
   options: [
     { name: "catalog", description: "seller config JSON (vendor id, vendorKeys, catalog, campaigns)" },
+    { name: "data-dir", description: "directory for the seller's state (survey answers in seller.sqlite)", default: "seller-data" },
     { name: "host", description: "address to listen on", default: "127.0.0.1" },
     { name: "port", description: "port (0 = any free port)", default: "7200" },
     { name: "rate-per-address", description: "requests per second per client address (0 = unlimited)", default: "1000" },
@@ -343,6 +344,7 @@ const sellerServe: Command = {
       port: o.int("port"),
       tls,
       rateLimits: rateLimitsFrom(o),
+      dataDir: o.require("data-dir"),
     });
     print(o.json, { url: running.url, port: running.port }, `seller listening on ${running.url}`);
     await waitForSignal(() => running.close());

@@ -4,6 +4,7 @@
  * receipt. The seller signs what it offers with its vendor secret, so the
  * amount is what the seller said, whatever the wallet claims later.
  */
+import { SqliteSurveyStore, SURVEY_ANSWERS_PER_CUSTOMER_MAX, type SurveyAnswer, type SurveyStore } from "./survey-store.js";
 import { create } from "@bufbuild/protobuf";
 import {
   CampaignItemKind,
@@ -46,24 +47,25 @@ export function checkHeader(h: HeaderType | undefined, want: CmdType): void {
   checkProtocolVersion(h);
 }
 
-export interface SurveyAnswer {
-  campaignId: string;
-  itemId: string;
-  customerSerial: bigint;
-  answer: string;
-  at: number;
-}
+export type { SurveyAnswer } from "./survey-store.js";
 
 export class Seller {
-  /** Survey answers collected (the advertiser's reason for paying). */
-  readonly answers: SurveyAnswer[] = [];
   private readonly clock: () => number;
+  /** Survey answers collected (the advertiser's reason for paying): on disk, one per (customer, item), see survey-store.ts. */
+  readonly surveys: SurveyStore;
 
   constructor(
     readonly config: SellerConfig,
     clock?: () => number,
+    surveys?: SurveyStore,
   ) {
     this.clock = clock ?? Date.now;
+    this.surveys = surveys ?? new SqliteSurveyStore(":memory:");
+  }
+
+  /** The answers kept (oldest first, at most `limit`). */
+  answers(limit?: number): SurveyAnswer[] {
+    return this.surveys.list(limit);
   }
 
   private offer(fields: OfferFields): Offer {
@@ -110,7 +112,8 @@ export class Seller {
     }
     if (item.kind === CampaignItemKind.SURVEY) {
       if (answer.length === 0) return refuse("An empty answer earns nothing; please answer the question.");
-      this.answers.push({ campaignId: item.campaignId, itemId: item.itemId, customerSerial: req.customId.serialNumber, answer, at: this.clock() });
+      const kept = this.surveys.record({ campaignId: item.campaignId, itemId: item.itemId, customerSerial: req.customId.serialNumber, answer, at: this.clock() });
+      if (!kept) return refuse(`This customer id has answered ${SURVEY_ANSWERS_PER_CUSTOMER_MAX} surveys here already.`);
     }
     const permit = this.offer({
       kind: OfferKind.ISSUE,

@@ -1,3 +1,6 @@
+import { join } from "node:path";
+import type { ResourceLimits } from "../server/resource-limits.js";
+import { SqliteSurveyStore } from "./survey-store.js";
 import { SellerService } from "../../gen/scripwire/v1/seller_pb.js";
 import { createRateLimiterCore, rateLimitService, remoteAddressContextValues, type RateLimitOptions } from "../server/limits.js";
 import { createServerStack } from "../server/stack.js";
@@ -19,6 +22,14 @@ export interface SellerServerOptions {
   mallPages?: boolean;
   /** Origins whose pages may call the seller's RPCs from a browser (CORS); `*` for any. Default none. */
   corsOrigins?: readonly string[];
+  /**
+   * Directory for the seller's own state (survey answers in `seller.sqlite`,
+   * created 0700/0600). Default: none, answers kept in an in-memory SQLite
+   * database (tests); `scripwire seller serve` always gives one.
+   */
+  dataDir?: string;
+  /** Bounds on what peers can make the server hold (src/server/resource-limits.ts). */
+  limits?: Partial<ResourceLimits>;
 }
 
 export interface RunningSeller {
@@ -29,7 +40,8 @@ export interface RunningSeller {
 }
 
 export async function startSellerServer(opts: SellerServerOptions): Promise<RunningSeller> {
-  const seller = new Seller(opts.config);
+  const surveys = new SqliteSurveyStore(opts.dataDir ? join(opts.dataDir, "seller.sqlite") : ":memory:");
+  const seller = new Seller(opts.config, undefined, surveys);
   const limiter = opts.rateLimits ? createRateLimiterCore({ perCustomer: false, ...opts.rateLimits }) : undefined;
   const impl = limiter ? rateLimitService(SellerService, sellerService(seller), limiter) : sellerService(seller);
   const stack = createServerStack({
@@ -41,7 +53,16 @@ export async function startSellerServer(opts: SellerServerOptions): Promise<Runn
     tls: opts.tls,
     pages: opts.mallPages === false ? undefined : mallPages(seller, { centerUrl: opts.centerUrl }),
     corsOrigins: opts.corsOrigins,
+    limits: opts.limits,
   });
   const { port, url } = await stack.listen();
-  return { seller, port, url, close: (graceMs = 5_000) => stack.close(graceMs) };
+  return {
+    seller,
+    port,
+    url,
+    close: async (graceMs = 5_000) => {
+      await stack.close(graceMs);
+      surveys.close();
+    },
+  };
 }
