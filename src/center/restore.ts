@@ -42,7 +42,12 @@ import { header } from "../protocol/header.js";
 import { addressKey, TokenBuckets, type BucketOptions } from "../server/limits.js";
 import type { PaymentCenter } from "./center.js";
 
-/** How far a sync request's timestamp may be from the center's clock; nonces are kept this long. */
+/**
+ * How far a sync request's timestamp may be from the center's clock. Nonces
+ * are kept TWICE this long: a request dated up to this far ahead stays
+ * acceptable until this far past its date, i.e. for twice the skew after the
+ * center first sees it.
+ */
 export const SYNC_REQUEST_SKEW_MS = 5 * 60_000;
 /**
  * Sync calls per customer: a wallet syncs on restore, on demand and when a
@@ -129,7 +134,7 @@ export class SyncService {
     let state = await this.center.ledger.customerState(id.serialNumber);
     if (!state || state.secretId !== id.secretId) throw fail();
     const nowMs = BigInt(now);
-    if (!(await this.center.ledger.claimSyncNonce(id.serialNumber, req.nonce, nowMs, nowMs - BigInt(SYNC_REQUEST_SKEW_MS)))) throw fail();
+    if (!(await this.center.ledger.claimSyncNonce(id.serialNumber, req.nonce, nowMs, nowMs - 2n * BigInt(SYNC_REQUEST_SKEW_MS)))) throw fail();
 
     // Fold pending credits into a fresh scrip, per currency, unless a
     // transaction of that currency is executed and awaiting confirmation.
