@@ -14,10 +14,11 @@
  */
 import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { scrypt } from "@noble/hashes/scrypt.js";
-import { randomBytes } from "node:crypto";
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
 import { open, readFile, rename, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
+import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { AuthenticationError, ScripwireError, StateError } from "./errors.js";
@@ -28,7 +29,15 @@ export type { DeliveryMethodName, HistoryRecord, JournalRecord, PendingOperation
 
 /** File format marker; a file without it is not a wallet. */
 const FORMAT = "scripwire-wallet";
-const FORMAT_VERSION = 1;
+/**
+ * 2: the whole file is authenticated (`mac`, and a keyed check on every
+ * journal line). 1: only walletId and customId were (the AEAD's associated
+ * data), so the center URL, the pinned center key, the scrip and the history
+ * could be edited unnoticed; version-1 files are still read, and written
+ * back as version 2 on the next save.
+ */
+const FORMAT_VERSION = 2;
+const FORMAT_VERSIONS_READ = [1, 2];
 /**
  * scrypt cost for new encrypted files: N = 2^17, r = 8, p = 1 (OWASP's
  * recommendation; 128 MiB, about 0.8 s in pure JS on a 2020 laptop
@@ -58,6 +67,31 @@ interface WalletFile {
    * the journal's removal) are older than the snapshot and are ignored.
    */
   journal?: string;
+  /**
+   * HMAC-SHA-256 over every other field (canonical JSON), keyed from the
+   * passphrase's scrypt key (encrypted files) or from Custom_Secret (plain
+   * files). Version 2 files only.
+   */
+  mac?: string;
+}
+
+/** JSON with object keys sorted at every level: the bytes the file MAC covers, whatever order fields were written in. */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
+  if (v && typeof v === "object") {
+    return `{${Object.keys(v as object)
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(v);
+}
+
+const MAC_LABEL = new TextEncoder().encode("scripwire-wallet/file-mac/v2");
+
+function fileMac(macKey: Uint8Array, file: Omit<WalletFile, "mac">): string {
+  return bytesToHex(hmac(sha256, macKey, new TextEncoder().encode(canonicalJson(file))));
 }
 
 /** One line of `<path>.journal`: generation, sequence, record, and a check that tells a torn last line from a complete one. */
@@ -68,8 +102,14 @@ interface JournalLine {
   c: string;
 }
 
-function lineCheck(g: string, n: number, r: JournalRecord): string {
-  return bytesToHex(sha256(new TextEncoder().encode(`${g}\0${n}\0${JSON.stringify(r)}`))).slice(0, 16);
+/**
+ * The check on a journal line: with a MAC key (version 2), HMAC-SHA-256
+ * truncated to 128 bits, so an edited line is refused; without (version 1),
+ * a plain hash that only tells a torn line from a whole one.
+ */
+function lineCheck(g: string, n: number, r: JournalRecord, macKey?: Uint8Array): string {
+  const input = new TextEncoder().encode(`${g}\0${n}\0${JSON.stringify(r)}`);
+  return macKey ? bytesToHex(hmac(sha256, macKey, input)).slice(0, 32) : bytesToHex(sha256(input)).slice(0, 16);
 }
 
 export interface FileWalletStoreOptions {
@@ -83,8 +123,12 @@ export interface FileWalletStoreOptions {
   scryptLogN?: number;
 }
 
-function aad(state: Omit<WalletState, "customSecret">): Uint8Array {
-  return new TextEncoder().encode(`${FORMAT}/${FORMAT_VERSION}\0${state.walletId}\0${state.customId.secretId}:${state.customId.serialNumber}`);
+/**
+ * Associated data of the encrypted secret. It names the file's version, so a
+ * version-2 file relabelled as version 1 (to skip its MAC) no longer decrypts.
+ */
+function aad(state: Omit<WalletState, "customSecret">, version = FORMAT_VERSION): Uint8Array {
+  return new TextEncoder().encode(`${FORMAT}/${version}\0${state.walletId}\0${state.customId.secretId}:${state.customId.serialNumber}`);
 }
 
 function isAlive(pid: number): boolean {
@@ -108,6 +152,19 @@ function isAlive(pid: number): boolean {
 export class FileWalletStore implements WalletStore {
   readonly description: string;
   private key: { salt: Uint8Array; logN: number; key: Uint8Array } | undefined;
+  /** Key of the file MAC and the journal lines' checks (version 2), set by load and save. */
+  private macKey: Uint8Array | undefined;
+
+  /**
+   * The MAC key: from the passphrase's scrypt key when the file is encrypted
+   * (only the passphrase holder can re-sign an edit), else from Custom_Secret
+   * (then anyone who can read the file can re-sign it: a plain file is
+   * protected against corruption and careless edits, not against its reader).
+   */
+  private macKeyFor(box: SecretBox, customSecretHex: string): Uint8Array {
+    const base = box.encoding === "plain" ? new Uint8Array(Buffer.from(customSecretHex, "hex")) : this.deriveKey(new Uint8Array(Buffer.from(box.salt, "hex")), box.logN);
+    return hmac(sha256, base, MAC_LABEL);
+  }
   private locked = false;
   /** Generation of the journal continuing the snapshot last loaded or saved, and the records in it. */
   private generation: string | undefined;
@@ -197,10 +254,19 @@ export class FileWalletStore implements WalletStore {
     } catch (e) {
       throw new StateError("BAD_WALLET_FILE", `${this.path} is not valid JSON`, { cause: e, hint: "restore the wallet file from a backup" });
     }
-    if (file?.format !== FORMAT || file.version !== FORMAT_VERSION || !file.state || !file.secret) {
-      throw new StateError("BAD_WALLET_FILE", `${this.path} is not a scripwire wallet (format ${FORMAT} version ${FORMAT_VERSION})`);
+    if (file?.format !== FORMAT || !FORMAT_VERSIONS_READ.includes(file.version) || !file.state || !file.secret) {
+      throw new StateError("BAD_WALLET_FILE", `${this.path} is not a scripwire wallet (format ${FORMAT} version ${FORMAT_VERSIONS_READ.join(" or ")})`);
     }
     const state = { ...file.state, customSecret: this.openSecret(file) } as WalletState;
+    this.macKey = file.version >= 2 ? this.macKeyFor(file.secret, state.customSecret) : undefined;
+    if (this.macKey) {
+      const { mac, ...rest } = file;
+      if (typeof mac !== "string" || !constantTimeEqualHex(mac, fileMac(this.macKey, rest))) {
+        throw new AuthenticationError("WALLET_FILE_ALTERED", `${this.path} was altered: its content does not match its MAC`, {
+          hint: "restore the wallet file from a backup, or restore the wallet from its recovery code",
+        });
+      }
+    }
     this.generation = file.journal;
     this.records = 0;
     if (file.journal) this.records = await this.replay(state, file.journal);
@@ -236,7 +302,7 @@ export class FileWalletStore implements WalletStore {
       } catch {
         line = undefined;
       }
-      const ok = line && typeof line.n === "number" && line.c === lineCheck(line.g, line.n, line.r);
+      const ok = line && typeof line.n === "number" && typeof line.c === "string" && constantTimeEqualHex(line.c, lineCheck(line.g, line.n, line.r, this.macKey));
       if (!ok) {
         if (i === last) {
           // Cut it off before the next append, or it would end up in the middle.
@@ -257,7 +323,7 @@ export class FileWalletStore implements WalletStore {
   async append(record: JournalRecord): Promise<void> {
     if (!this.generation) throw new StateError("BAD_WALLET_FILE", `${this.path} was not loaded or saved before appending`);
     const n = this.records;
-    const data = JSON.stringify({ g: this.generation, n, r: record, c: lineCheck(this.generation, n, record) } satisfies JournalLine) + "\n";
+    const data = JSON.stringify({ g: this.generation, n, r: record, c: lineCheck(this.generation, n, record, this.macKey) } satisfies JournalLine) + "\n";
     const fh = await open(this.journalPath, fsConstants.O_CREAT | fsConstants.O_APPEND | fsConstants.O_WRONLY, 0o600);
     let created = false;
     try {
@@ -298,7 +364,7 @@ export class FileWalletStore implements WalletStore {
     const salt = new Uint8Array(Buffer.from(box.salt, "hex"));
     const key = this.deriveKey(salt, box.logN);
     try {
-      const plain = xchacha20poly1305(key, new Uint8Array(Buffer.from(box.nonce, "hex")), aad(file.state)).decrypt(new Uint8Array(Buffer.from(box.ciphertext, "hex")));
+      const plain = xchacha20poly1305(key, new Uint8Array(Buffer.from(box.nonce, "hex")), aad(file.state, file.version)).decrypt(new Uint8Array(Buffer.from(box.ciphertext, "hex")));
       return (JSON.parse(new TextDecoder().decode(plain)) as { customSecret: string }).customSecret;
     } catch (e) {
       throw new AuthenticationError("BAD_PASSPHRASE", `cannot decrypt ${this.path}: wrong passphrase, or the file was altered`, {
@@ -344,7 +410,9 @@ export class FileWalletStore implements WalletStore {
   async save(state: WalletState): Promise<void> {
     const { customSecret: _secret, ...rest } = state;
     const generation = randomBytes(8).toString("hex");
-    const file: WalletFile = { format: FORMAT, version: FORMAT_VERSION, state: rest, secret: this.sealSecret(state), journal: generation };
+    const unsigned: Omit<WalletFile, "mac"> = { format: FORMAT, version: FORMAT_VERSION, state: rest, secret: this.sealSecret(state), journal: generation };
+    const macKey = this.macKeyFor(unsigned.secret, state.customSecret);
+    const file: WalletFile = { ...unsigned, mac: fileMac(macKey, unsigned) };
     const data = JSON.stringify(file, null, 2) + "\n";
     const tmp = `${this.path}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
     const fh = await open(tmp, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY, 0o600);
@@ -366,6 +434,7 @@ export class FileWalletStore implements WalletStore {
       throw e;
     }
     await this.syncDir();
+    this.macKey = macKey;
     this.generation = generation;
     this.records = 0;
     await unlink(this.journalPath).catch(() => {});
@@ -380,4 +449,11 @@ export async function fileMode(path: string): Promise<number> {
   } finally {
     await fh.close();
   }
+}
+
+/** Compares two hex strings in constant time (lengths may differ: then false). */
+function constantTimeEqualHex(a: string, b: string): boolean {
+  const x = Buffer.from(a, "utf8");
+  const y = Buffer.from(b, "utf8");
+  return x.length === y.length && timingSafeEqual(x, y);
 }
