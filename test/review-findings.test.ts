@@ -13,6 +13,8 @@ import { decodeRecoveryCode } from "../src/crypto/recovery.js";
 import { computeSyncRequestHash } from "../src/crypto/sync-auth.js";
 import { errorReason } from "../src/server/errors.js";
 import { MemoryWalletStore, Wallet } from "../src/wallet/index.js";
+import { startGateway } from "../src/gateway/gateway.js";
+import { gatewayConfig, raw, startUpstream } from "./helpers/gateway.js";
 import { inprocWorld, testClock } from "./helpers/inproc.js";
 
 test("a sync request dated ahead of the center's clock cannot be replayed while its timestamp is still fresh", async (t) => {
@@ -41,4 +43,30 @@ test("a sync request dated ahead of the center's clock cannot be replayed while 
   t.truthy(err, "the recorded request is refused the second time");
   t.is(err?.code, Code.Unauthenticated);
   t.is(err ? errorReason(err) : undefined, "BAD_HASH");
+});
+
+test("gateway: a path priced on one host name is not forwarded free under another Host", async (t) => {
+  const up = await startUpstream();
+  t.teardown(() => up.close());
+  const vendor = { vendorId: "gw-review", keys: { "1": "ab".repeat(32) } };
+  // The route "vhost" prices /vh/* on paid.example only; unmatched requests pass (the default).
+  const gw = await startGateway({ config: gatewayConfig(up.url, vendor, {}, { vhost: { path: "/vh/*" } }) });
+  t.teardown(() => gw.close(200));
+  const paidHost = await raw(gw.url, "GET", "/vh/report", { host: "paid.example" });
+  t.is(paidHost.status, 402, "priced on its own host");
+  // The upstream gets the upstream's Host either way (preserveHost false), so it cannot tell these apart.
+  for (const host of [new URL(gw.url).host, "evil.example", "news.example"]) {
+    const r = await raw(gw.url, "GET", "/vh/report", { host });
+    t.not(r.status, 200, `Host ${host}: ${r.status}`);
+  }
+  const abs = await raw(gw.url, "GET", "http://other.example/vh/report", { host: "paid.example" });
+  t.not(abs.status, 200, "absolute-form naming another host");
+  t.deepEqual(
+    up.log.filter((l) => l.url.toLowerCase().startsWith("/vh/")).map((l) => l.url),
+    [],
+    "the upstream never saw the priced path unpaid",
+  );
+  // What no route prices on any host still passes, as configured.
+  const elsewhere = await raw(gw.url, "GET", "/elsewhere");
+  t.is(elsewhere.status, 200);
 });

@@ -32,7 +32,7 @@ import { isRefusal, normalizeHost, normalizeTarget } from "./path.js";
 import { paywallPage } from "./paywall.js";
 import { paywallScript } from "./paywall-script.js";
 import { endToEndHeaders, proxy, sendError, type IncomingRequest, type OutgoingResponse } from "./proxy.js";
-import { itemUrl, matchRoute, parseItemUrl } from "./routes.js";
+import { itemUrl, matchRoute, parseItemUrl, pathMatches } from "./routes.js";
 import { DELIVER_BYTES_MAX, GatewaySeller, gatewaySellerService, UpstreamError } from "./seller.js";
 import { methodName, verifyCredential, type CredentialRefusal } from "./verify.js";
 
@@ -438,6 +438,14 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     if (n.key === RESERVED_PREFIX || n.key.startsWith(RESERVED_PREFIX + "/")) return internal(req, res, n.key, h.authority);
     const m = matchRoute(config.routes, h.host, n.key);
     if (!m) {
+      // A path a route prices under another host name is never forwarded free:
+      // the upstream gets one Host for all of them (unless preserveHost), so it
+      // could not tell this request from the priced one. A path meant to be
+      // free on some host needs its own route there (with `free`).
+      if (config.routes.some((r) => pathMatches(r.path, n.key) && !r.free.some((f) => pathMatches(f, n.key)))) {
+        count("-", "denied");
+        return sendError(res, 404, "NOT_ROUTED", "this path is sold under another host name; nothing is served at it here");
+      }
       if (config.unmatched === "deny") {
         count("-", "denied");
         return sendError(res, 404, "NOT_ROUTED", "nothing is served at this path");
