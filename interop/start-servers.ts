@@ -186,7 +186,8 @@ async function main(): Promise<void> {
         upstream: `http://${HOST}:${(site.address() as { port: number }).port}`,
         vendorId: GATEWAY_VENDOR_ID,
         vendorKeys: { "1": Buffer.from(gatewaySecret).toString("hex") },
-        identity: { serverName: "Scripwire Interop Site" },
+        // The name the center has on record for this vendor (it checks offers against it).
+        identity: { dnsName: HOST, serverName: "Scripwire Interop Site" },
         routes: [{ id: "articles", path: "/articles/*", price: "7", currency: CURRENCY }],
       }),
     });

@@ -334,6 +334,18 @@ export class PaymentCenter {
     if (!this.algorithms.includes(o.hashAlgorithm)) return { reason: "ALGORITHM_NOT_ACCEPTED", message: "the offer's hash algorithm is not accepted" };
     const key = await this.vendorKey(o.vendorId, o.vendorKeyId);
     if (!key || !verifyOfferMac(key, o)) return { reason: "BAD_OFFER_MAC", message: "the offer's MAC does not verify; it was altered or is not from that seller" };
+    // The offer names the seller (its ServerType) as well as its vendor id: the
+    // name must be the one the center registered, so a wallet shown the offer's
+    // vendor.dns_name is shown the seller that will be paid. Port and address
+    // are compared where the record has them; the display name is not checked.
+    const v = (await this.vendor(o.vendorId))?.vendor;
+    const s = o.vendor;
+    if (v && (!s || s.dnsName !== v.dnsName || (v.port !== 0 && s.port !== v.port) || (v.ipAddr !== "" && s.ipAddr !== v.ipAddr))) {
+      return {
+        reason: "VENDOR_MISMATCH",
+        message: `the offer's vendor (${s?.dnsName ?? "none"}:${s?.port ?? 0}) is not how vendor ${o.vendorId} is registered at this center (${v.dnsName}${v.port ? `:${v.port}` : ""}); fix the seller's identity`,
+      };
+    }
     return undefined;
   }
 

@@ -352,15 +352,20 @@ const sellerServe: Command = {
   },
 };
 
+/** Settlements asked for per ListSettlements call when listing them all (the center allows up to 1000). */
+const SETTLEMENT_PAGE = 1000;
+
 const sellerSettlements: Command = {
-  usage: "scripwire seller settlements --vendor-id <id> --vendor-secret <hex> [--after n] [--watch]",
-  summary: "List a seller's confirmed settlements at the center; --watch keeps streaming new ones.",
+  usage: "scripwire seller settlements --vendor-id <id> --vendor-secret <hex> [--after n] [--limit n] [--watch]",
+  summary: "List ALL of a seller's confirmed settlements at the center (paging through them), or the first --limit; --watch keeps streaming new ones.",
   options: [
     { name: "center", description: "center URL", default: "http://127.0.0.1:7100" },
     { name: "vendor-id", description: "vendor account id" },
     { name: "vendor-secret", description: "vendor secret (hex)" },
     { name: "vendor-key-id", description: "generation of the vendor secret", default: "1" },
     { name: "after", description: "only settlements after this sequence", default: "0" },
+    { name: "limit", description: "at most this many settlements (default: all of them)" },
+    { name: "page-size", description: "settlements asked for per call while paging (1-1000)", default: String(SETTLEMENT_PAGE) },
     { name: "watch", description: "stream new settlements until interrupted", boolean: true },
   ],
   async run(o) {
@@ -370,9 +375,18 @@ const sellerSettlements: Command = {
     if (!/^([0-9a-fA-F]{2}){16,64}$/.test(secretHex)) throw new UsageError("--vendor-secret must be the hex secret printed by create-vendor or rotate-vendor-secret");
     const secret = new Uint8Array(Buffer.from(secretHex, "hex"));
     const after = parseAmount(o.require("after"), "--after");
-    const ts = BigInt(Date.now());
-    const mac = computeSettlementsMac(HashAlgorithm.HMAC_SHA256, secret, vendorId, after, ts);
+    const limitArg = o.get("limit");
+    const limit = limitArg === undefined ? undefined : Number(parseAmount(limitArg, "--limit"));
+    if (limit !== undefined && limit < 1) throw new UsageError("--limit must be at least 1");
     const keyId = o.int("vendor-key-id") ?? 1;
+    const page = o.int("page-size") ?? SETTLEMENT_PAGE;
+    if (page < 1 || page > 1000) throw new UsageError("--page-size must be 1-1000");
+    // Each page is its own signed request (the MAC covers the cursor and a fresh timestamp).
+    const signed = (cursor: bigint) => {
+      const timestampUnixMs = BigInt(Date.now());
+      return { vendorId, afterSequence: cursor, timestampUnixMs, vendorKeyId: keyId, mac: computeSettlementsMac(HashAlgorithm.HMAC_SHA256, secret, vendorId, cursor, timestampUnixMs) };
+    };
+    const { mac, timestampUnixMs: ts } = signed(after);
     const line = (s: { sequence: bigint; tranId: string; amount: bigint; currency: string; item: string; kind: number }) =>
       `#${s.sequence}\t${s.kind === 1 ? "payment" : "issue"}\t${s.amount} ${s.currency}\t${s.item}\t${s.tranId}`;
     if (o.bool("watch")) {
@@ -388,8 +402,17 @@ const sellerSettlements: Command = {
       }
       return EXIT.OK;
     }
-    const r = await client.listSettlements({ vendorId, afterSequence: after, timestampUnixMs: ts, vendorKeyId: keyId, mac });
-    print(o.json, { settlements: r.settlements, nextSequence: r.nextSequence }, r.settlements.map(line).join("\n") || "(no settlements)");
+    // Page through everything (the center answers at most 1000 a call) unless --limit asks for fewer.
+    const all: Awaited<ReturnType<typeof client.listSettlements>>["settlements"] = [];
+    let cursor = after;
+    for (;;) {
+      const want = limit === undefined ? page : Math.min(page, limit - all.length);
+      const r = await client.listSettlements({ ...signed(cursor), limit: want });
+      all.push(...r.settlements);
+      cursor = r.nextSequence;
+      if (r.settlements.length < want || (limit !== undefined && all.length >= limit)) break;
+    }
+    print(o.json, { settlements: all, nextSequence: cursor }, all.map(line).join("\n") || "(no settlements)");
     return EXIT.OK;
   },
 };
