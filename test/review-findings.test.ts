@@ -70,3 +70,17 @@ test("gateway: a path priced on one host name is not forwarded free under anothe
   const elsewhere = await raw(gw.url, "GET", "/elsewhere");
   t.is(elsewhere.status, 200);
 });
+
+test("gateway: the metrics bearer token is checked (now in constant time): right token only", async (t) => {
+  const up = await startUpstream();
+  t.teardown(() => up.close());
+  const token = "0123456789abcdefXYZ";
+  const gw = await startGateway({ config: gatewayConfig(up.url, { vendorId: "gw-review", keys: { "1": "cd".repeat(32) } }, { metricsToken: token }) });
+  t.teardown(() => gw.close(200));
+  const get = (authorization?: string) => raw(gw.url, "GET", "/.scripwire/metrics", authorization === undefined ? {} : { authorization });
+  t.is((await get()).status, 401);
+  t.is((await get(`Bearer ${token.slice(0, -1)}Q`)).status, 401, "same length, last character wrong");
+  t.is((await get(`Bearer ${token}x`)).status, 401, "longer");
+  t.is((await get(`bearer ${token}`)).status, 401, "scheme is case-sensitive as before");
+  t.is((await get(`Bearer ${token}`)).status, 200);
+});

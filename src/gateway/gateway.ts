@@ -19,6 +19,8 @@ import http from "node:http";
 import https from "node:https";
 import type { OutgoingHttpHeaders } from "node:http";
 import { create, toBinary } from "@bufbuild/protobuf";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { constantTimeEqual } from "../crypto/mac.js";
 import { RequestServiceRequestSchema, SellerService } from "../../gen/scripwire/v1/seller_pb.js";
 import { CmdType, DeliveryMethod, IdTypeSchema, OfferSchema } from "../../gen/scripwire/v1/types_pb.js";
 import { header as protocolHeader } from "../protocol/header.js";
@@ -124,6 +126,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   // Buckets run on a monotonic clock: a wall-clock step back must not drain them.
   for (const r of config.routes) if (r.rateLimit) buckets.set(r.id, new TokenBuckets(r.rateLimit, () => performance.now()));
   let stack: ServerStack;
+  // The metrics token is a secret: compared in constant time, both sides hashed so its length does not leak either.
+  const metricsTokenHash = config.metricsToken ? sha256(new TextEncoder().encode(`Bearer ${config.metricsToken}`)) : undefined;
   const upstreamHost = config.upstream.host;
 
   // ------------------------------------------------------------ S7 content
@@ -391,7 +395,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     const method = req.method ?? "GET";
     if (key === `${RESERVED_PREFIX}/health` && (method === "GET" || method === "HEAD")) return void health(res);
     if (key === `${RESERVED_PREFIX}/metrics` && method === "GET") {
-      if (config.metricsToken && header1(req, "authorization") !== `Bearer ${config.metricsToken}`) return sendError(res, 401, "UNAUTHENTICATED", "metrics need the bearer token from the gateway config");
+      if (metricsTokenHash && !constantTimeEqual(metricsTokenHash, sha256(new TextEncoder().encode(header1(req, "authorization") ?? "")))) return sendError(res, 401, "UNAUTHENTICATED", "metrics need the bearer token from the gateway config");
       void metrics.registry.metrics().then((text) => {
         res.writeHead(200, { "content-type": metrics.registry.contentType, "cache-control": "no-store" });
         res.end(text);
