@@ -46,6 +46,7 @@ import {
   code,
   hdr,
   retryDelay,
+  retryable,
   runValueExchange,
   sameId,
   sendReplacement,
@@ -594,8 +595,8 @@ export class WalletCore {
           break;
         } catch (e) {
           // The same wallet id and sealed key replay the same registration, so retrying is safe.
-          if (e instanceof UnavailableError && n < this.ctx.maxRetransmissions) {
-            await retryDelay(n);
+          if (retryable(e) && n < this.ctx.maxRetransmissions) {
+            await retryDelay(n, e);
             continue;
           }
           throw e;

@@ -104,6 +104,32 @@ export class UnavailableError extends ScripwireError {
   }
 }
 
+/**
+ * The server is rate-limiting this wallet (RESOURCE_EXHAUSTED with a
+ * retry-after). `retryAfterMs` is the server's figure: the wallet waits that
+ * long before it retries (src/wallet/steps.ts), instead of retrying blindly,
+ * and a caller that gives up can tell the user when to come back.
+ */
+export class RateLimitedError extends UnavailableError {
+  constructor(
+    reason: string,
+    message: string,
+    readonly retryAfterMs: number,
+    opts: ScripwireErrorOptions = {},
+  ) {
+    super(reason, message, { ...opts, hint: opts.hint ?? `the server asks to wait ${(retryAfterMs / 1000).toFixed(retryAfterMs < 10_000 ? 1 : 0)} s before trying again` });
+    this.name = "RateLimitedError";
+  }
+}
+
+/** The server's wait, in ms, from `scripwire-retry-after-ms` or HTTP's `retry-after` (seconds); undefined if it sent none. */
+export function retryAfterMsOf(metadata: Headers): number | undefined {
+  const ms = Number(metadata.get("scripwire-retry-after-ms") ?? NaN);
+  if (Number.isFinite(ms) && ms >= 0) return ms;
+  const s = Number(metadata.get("retry-after") ?? NaN);
+  return Number.isFinite(s) && s >= 0 ? s * 1000 : undefined;
+}
+
 /** The wallet is not in a state to do this: not registered, an operation pending, the center's key changed, the file locked. */
 export class StateError extends ScripwireError {
   constructor(reason: string, message: string, opts: ScripwireErrorOptions = {}) {
@@ -155,9 +181,13 @@ export function fromConnectError(e: unknown, cmd: string, server: string): Scrip
   const reason = ce.metadata.get(REASON_HEADER) ?? Code[ce.code]?.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase() ?? "UNKNOWN";
   const message = `${server}: ${ce.rawMessage}`;
   switch (ce.code) {
+    case Code.ResourceExhausted: {
+      const wait = retryAfterMsOf(ce.metadata);
+      if (wait !== undefined) return new RateLimitedError(reason, message, wait, { cause: e });
+      return new UnavailableError(reason, message, { cause: e });
+    }
     case Code.Unavailable:
     case Code.DeadlineExceeded:
-    case Code.ResourceExhausted:
     case Code.Aborted:
     case Code.Canceled:
       return new UnavailableError(reason, message, { cause: e });

@@ -47,6 +47,7 @@ export {
   ScripwireError,
   StateError,
   UnavailableError,
+  RateLimitedError,
   WALLET_EXIT,
   fromConnectError,
 } from "./errors.js";

@@ -15,7 +15,7 @@ import { CmdType, HeaderTypeSchema, type HeaderType, type Offer, type Receipt, t
 import type { MessageHashInput } from "../crypto/canonical.js";
 import type { CenterRpc } from "./client.js";
 import { decodeOffer, decodeScrip, encodeScrip } from "./codec.js";
-import { IntegrityError, RefusedError, ScripwireError, UnavailableError } from "./errors.js";
+import { IntegrityError, RateLimitedError, RefusedError, ScripwireError, UnavailableError } from "./errors.js";
 import type { Journal } from "./journal.js";
 import type { PendingOperation } from "./state.js";
 
@@ -79,7 +79,22 @@ export function sameId(a: CustomId | undefined, b: CustomId): boolean {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-export const retryDelay = (n: number): Promise<void> => sleep(Math.min(RETRY_DELAY_MS_BASE * 2 ** n, RETRY_DELAY_MS_MAX));
+/**
+ * Longest server-requested wait the wallet sits through on its own; a longer
+ * one is handed to the caller (RateLimitedError carries it) rather than
+ * freezing an interactive wallet.
+ */
+export const RATE_LIMIT_WAIT_MS_MAX = 30_000;
+
+/**
+ * Wait before retransmission `n`: the server's retry-after when it gave one
+ * (a RateLimitedError), else exponential back-off.
+ */
+export const retryDelay = (n: number, cause?: unknown): Promise<void> =>
+  sleep(cause instanceof RateLimitedError ? cause.retryAfterMs : Math.min(RETRY_DELAY_MS_BASE * 2 ** n, RETRY_DELAY_MS_MAX));
+
+/** Whether to retry after `e`: unavailable, and (if rate-limited) not asked to wait longer than {@link RATE_LIMIT_WAIT_MS_MAX}. */
+export const retryable = (e: unknown): boolean => e instanceof UnavailableError && !(e instanceof RateLimitedError && e.retryAfterMs > RATE_LIMIT_WAIT_MS_MAX);
 
 /** What a reply handler decides: done with a value, or retransmit with this pCount. */
 type Outcome<R> = { value: R } | { retry: number };
@@ -108,8 +123,8 @@ export async function retransmit<T, R>(
     try {
       res = await send(pCount);
     } catch (e) {
-      if (e instanceof UnavailableError && tries < ctx.maxRetransmissions) {
-        await retryDelay(tries);
+      if (retryable(e) && tries < ctx.maxRetransmissions) {
+        await retryDelay(tries, e);
         pCount++;
         continue;
       }
