@@ -92,11 +92,13 @@ test("the journal's checkpoint key rotates by generation: new checkpoints use th
   const a = new RawCustomer(w.centerTransport, w.sellerTransport);
   await a.register();
   await a.earn(QUIZ.itemId, QUIZ.answer);
-  const first = (await sealing.round(true))!;
+  // The center's own loop may have signed the head already: then that checkpoint is the latest.
+  const latest = async () => (await sealing.round(true)) ?? (await w.ledger.latestCheckpoint())!;
+  const first = await latest();
   t.is(first.keyId, 1);
   t.is((await admin.rotateKeys({ kind: KeyKind.CHECKPOINT })).secretId, 2);
   await a.buy("/articles/hash-cash");
-  const second = (await sealing.round(true))!;
+  const second = await latest();
   t.is(second.keyId, 2, "the next checkpoint is signed by generation 2");
   t.notDeepEqual(Buffer.from(second.publicKey), Buffer.from(first.publicKey));
   t.true(checkpointSignatureValid(first) && checkpointSignatureValid(second));

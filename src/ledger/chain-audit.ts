@@ -102,6 +102,15 @@ export async function auditChain(q: SqlTx, opts: { saved?: Checkpoint; requireSe
     checkHead(c, `stored checkpoint`);
     if (cps.length <= CHECKPOINT_SIGNATURES_MAX || i === cps.length - 1) checkSig(c, "stored checkpoint");
   });
+  // One generation, one key: even when the key rows are wrapped at rest (and
+  // so not comparable here), a checkpoint re-signed with another key stands
+  // out against the others of its generation.
+  const firstKey = new Map<number, Checkpoint>();
+  for (const c of cps) {
+    const f = firstKey.get(c.keyId);
+    if (!f) firstKey.set(c.keyId, c);
+    else if (!same(f.publicKey, c.publicKey)) p.add("checkpoint", `stored checkpoint (size ${c.size}) is signed by another key than checkpoint ${f.size} of the same generation ${c.keyId}: forged`);
+  }
   for (let i = 1; i < cps.length; i++) if (cps[i]!.timestampMs < cps[i - 1]!.timestampMs) p.add("checkpoint", `stored checkpoints at sizes ${cps[i - 1]!.size} and ${cps[i]!.size} go back in time`);
   if (sealed.length > 0 && cps.length === 0) p.add("checkpoint", `the chain has ${sealed.length} sealed events but no checkpoint`);
 
@@ -111,8 +120,8 @@ export async function auditChain(q: SqlTx, opts: { saved?: Checkpoint; requireSe
     const c = opts.saved;
     if (!checkpointSignatureValid(c)) p.add("saved", `the saved checkpoint (size ${c.size}) does not verify under its own key: it is not a checkpoint this center signed`);
     else {
-      const pub = pubByGen.get(c.keyId);
-      if (pub && !same(pub, c.publicKey)) p.add("saved", `the ledger's checkpoint key generation ${c.keyId} is not the one that signed the saved checkpoint: the ledger's keys were replaced`);
+      const pub = pubByGen.get(c.keyId) ?? firstKey.get(c.keyId)?.publicKey;
+      if (pub && !same(pub, c.publicKey)) p.add("saved", `the ledger's checkpoint key generation ${c.keyId} is not the one that signed the saved checkpoint: the ledger's keys or checkpoints were replaced`);
       const total = sealed.length + pending.length;
       if (c.size > BigInt(total)) {
         p.add("saved", `the ledger has ${total} events (${sealed.length} sealed) but the saved checkpoint proves it had at least ${c.size}: ${c.size - BigInt(sealed.length)} sealed events are missing (lost or truncated history)`);
