@@ -15,6 +15,7 @@ import { errorReason } from "../src/server/errors.js";
 import { MemoryWalletStore, Wallet } from "../src/wallet/index.js";
 import { startGateway } from "../src/gateway/gateway.js";
 import { gatewayConfig, raw, startUpstream } from "./helpers/gateway.js";
+import { SETTLEMENT_WATCHES_PER_VENDOR_MAX, SettlementWatchGate } from "../src/center/settlement-watch.js";
 import { inprocWorld, testClock } from "./helpers/inproc.js";
 
 test("a sync request dated ahead of the center's clock cannot be replayed while its timestamp is still fresh", async (t) => {
@@ -83,4 +84,22 @@ test("gateway: the metrics bearer token is checked (now in constant time): right
   t.is((await get(`Bearer ${token}x`)).status, 401, "longer");
   t.is((await get(`bearer ${token}`)).status, 401, "scheme is case-sensitive as before");
   t.is((await get(`Bearer ${token}`)).status, 200);
+});
+
+test("settlement watches: concurrent requests cannot open more than the per-vendor bound", async (t) => {
+  const iw = await inprocWorld();
+  t.teardown(() => iw.close());
+  const gate = new SettlementWatchGate(iw.ledger);
+  // Distinct signed requests (distinct MACs) arriving together, as a seller restarting several replicas would send.
+  const n = SETTLEMENT_WATCHES_PER_VENDOR_MAX + 3;
+  const results = await Promise.allSettled(Array.from({ length: n }, (_, i) => gate.enter(iw.vendorId, new Uint8Array(randomBytes(32)), `192.0.2.${i + 1}`)));
+  const opened = results.filter((r) => r.status === "fulfilled").length;
+  t.is(opened, SETTLEMENT_WATCHES_PER_VENDOR_MAX, `${opened} watches opened at once`);
+  for (const r of results) {
+    if (r.status === "rejected") t.is(errorReason(ConnectError.from(r.reason)), "TOO_MANY_WATCHES");
+  }
+  // A refused one did not keep a slot: after one closes, exactly one more opens.
+  for (const r of results) if (r.status === "fulfilled") r.value();
+  const again = await Promise.allSettled(Array.from({ length: n }, (_, i) => gate.enter(iw.vendorId, new Uint8Array(randomBytes(32)), `198.51.100.${i + 1}`)));
+  t.is(again.filter((r) => r.status === "fulfilled").length, SETTLEMENT_WATCHES_PER_VENDOR_MAX, "all slots were given back");
 });

@@ -38,6 +38,17 @@ export class SettlementWatchGate {
     private readonly clock: () => number = Date.now,
   ) {}
 
+  /** The refusal when the vendor or the address has all its watches open. */
+  private full(vendorId: string, addr: string): Error | undefined {
+    if ((this.perVendor.get(vendorId) ?? 0) >= SETTLEMENT_WATCHES_PER_VENDOR_MAX) {
+      return resourceExhausted("TOO_MANY_WATCHES", `vendor ${vendorId} already has ${SETTLEMENT_WATCHES_PER_VENDOR_MAX} settlement watches open on this center; close one first`);
+    }
+    if ((this.perAddress.get(addr) ?? 0) >= SETTLEMENT_WATCHES_PER_ADDRESS_MAX) {
+      return resourceExhausted("TOO_MANY_WATCHES", `this address already has ${SETTLEMENT_WATCHES_PER_ADDRESS_MAX} settlement watches open; close one first`);
+    }
+    return undefined;
+  }
+
   /**
    * Claims the request's MAC as a nonce and a slot for its vendor and
    * address; returns the function that gives the slot back when the stream
@@ -46,17 +57,18 @@ export class SettlementWatchGate {
    */
   async enter(vendorId: string, mac: Uint8Array, address: string | undefined): Promise<() => void> {
     const addr = address ? addressKey(address) : "in-process";
-    if ((this.perVendor.get(vendorId) ?? 0) >= SETTLEMENT_WATCHES_PER_VENDOR_MAX) {
-      throw resourceExhausted("TOO_MANY_WATCHES", `vendor ${vendorId} already has ${SETTLEMENT_WATCHES_PER_VENDOR_MAX} settlement watches open on this center; close one first`);
-    }
-    if ((this.perAddress.get(addr) ?? 0) >= SETTLEMENT_WATCHES_PER_ADDRESS_MAX) {
-      throw resourceExhausted("TOO_MANY_WATCHES", `this address already has ${SETTLEMENT_WATCHES_PER_ADDRESS_MAX} settlement watches open; close one first`);
-    }
+    const busy = this.full(vendorId, addr);
+    if (busy) throw busy;
     const now = BigInt(this.clock());
     const nonce = sha256(new Uint8Array([...new TextEncoder().encode("scripwire/settlement-watch\0"), ...mac]));
     if (!(await this.ledger.claimSyncNonce(SETTLEMENT_NONCE_OWNER, nonce, now, now - BigInt(SETTLEMENT_NONCE_WINDOW_MS)))) {
       throw unauthenticated("REPLAYED_REQUEST", "this signed watch request was already used; sign a new one (fresh timestamp_unix_ms)");
     }
+    // Checked again after the ledger round trip: requests arriving together all
+    // passed the check above while each awaited its nonce. Only the rare loser
+    // of that race has used its nonce for nothing (it signs a fresh request).
+    const full = this.full(vendorId, addr);
+    if (full) throw full;
     const bump = (m: Map<string, number>, k: string, d: number) => {
       const n = (m.get(k) ?? 0) + d;
       if (n <= 0) m.delete(k);
