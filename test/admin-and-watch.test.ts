@@ -122,3 +122,24 @@ test("Register has its own, much lower per-address rate", async (t) => {
   // Payments and info calls from the same address are not held by it.
   t.is((await client.getCenterInfo({})).publicKey.length, 32);
 });
+
+test("a separate admin listener (loopback by default): admin calls are served there only", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "scripwire-adm-"));
+  const ledger = openSqliteLedger(join(dir, "center.sqlite"));
+  const c = await startCenterServer({ ...centerConfig({}), ledger, adminToken: ADMIN_TOKEN, adminListener: {} });
+  t.teardown(async () => {
+    await c.close(200);
+    await ledger.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  t.not(c.adminUrl, c.url);
+  t.regex(c.adminUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
+  const auth = { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } };
+  const onAdmin = createClient(CenterAdminService, createTransport(c.adminUrl, auth));
+  t.deepEqual((await onAdmin.listCampaigns({})).campaigns, []);
+  const onPublic = createClient(CenterAdminService, createTransport(c.url, auth));
+  const e = await t.throwsAsync(onPublic.listCampaigns({}), { instanceOf: ConnectError });
+  t.is(e!.code, Code.Unimplemented, "the public port does not serve admin at all");
+  // And the payment service is on the public port only.
+  t.is((await createClient(PaymentCenterService, createTransport(c.url)).getCenterInfo({})).publicKey.length, 32);
+});

@@ -1,3 +1,4 @@
+import type { ConnectRouter } from "@connectrpc/connect";
 /**
  * Assembles a running payment center: ledger engine chosen by URL, protocol
  * logic, Connect services, and the one-port server stack.
@@ -76,6 +77,13 @@ export interface CenterServerOptions extends CenterConfig {
    * ledger opened here; none for an already-open `ledger`.
    */
   kek?: KekSource | KeyEncryptionKeys | false;
+  /**
+   * Serve CenterAdminService on its own listener instead of the public port
+   * (which then does not serve it at all): host default 127.0.0.1, so admin
+   * is reachable from the machine only unless the operator says otherwise.
+   * Default: none (admin on the public port, behind the admin guard).
+   */
+  adminListener?: { host?: string; port?: number };
   /** Bounds on what peers can make the server hold (src/server/resource-limits.ts). Default: the constants there. */
   limits?: Partial<ResourceLimits>;
 }
@@ -98,6 +106,8 @@ export interface RunningCenter {
   stack: ServerStack;
   /** Set when this start generated the KEK file: its path, for the start-up message. */
   kekCreated?: string;
+  /** Where admin calls go: the separate admin listener when there is one, else `url`. */
+  adminUrl: string;
   close(graceMs?: number): Promise<void>;
 }
 
@@ -165,11 +175,14 @@ export async function startCenterServer(opts: CenterServerOptions): Promise<Runn
   // Counted outside the limiter (a refused call is a call), and the same object serves the router and the fast path.
   const paymentImpl = metrics ? meterService(PaymentCenterService, limited, metrics) : limited;
   const adminImpl = centerAdminService(center, adminGuard);
+  const adminRoutes = (router: ConnectRouter) => router.service(CenterAdminService, metrics ? meterService(CenterAdminService, adminImpl, metrics) : adminImpl);
+  // With a separate admin listener, the public port does not serve admin calls at all.
+  const separateAdmin = opts.adminListener !== undefined;
   const stack: ServerStack = createServerStack({
-    services: [PaymentCenterService, CenterAdminService],
+    services: separateAdmin ? [PaymentCenterService] : [PaymentCenterService, CenterAdminService],
     routes: (router) => {
       router.service(PaymentCenterService, paymentImpl);
-      router.service(CenterAdminService, metrics ? meterService(CenterAdminService, adminImpl, metrics) : adminImpl);
+      if (!separateAdmin) adminRoutes(router);
     },
     host: opts.host ?? "127.0.0.1",
     port: opts.port ?? 0,
@@ -188,6 +201,20 @@ export async function startCenterServer(opts: CenterServerOptions): Promise<Runn
     onChange: (ok, e) => (ok ? logger.info("ledger reachable again: health SERVING") : logger.error("ledger unreachable: health NOT_SERVING", { error: e instanceof Error ? e.message : String(e) })),
   });
   const { port, url } = await stack.listen();
+  const adminStack = separateAdmin
+    ? createServerStack({
+        services: [CenterAdminService],
+        routes: adminRoutes,
+        // Loopback unless the operator names another address.
+        host: opts.adminListener!.host ?? "127.0.0.1",
+        port: opts.adminListener!.port ?? 0,
+        tls: opts.tls,
+        logger: logger.child({ listener: "admin" }),
+        limits: opts.limits,
+        adapter: { contextValues: remoteAddressContextValues },
+      })
+    : undefined;
+  const adminAddress = adminStack ? await adminStack.listen() : undefined;
   const metricsServer = metrics ? await serveMetrics(metrics, opts.metricsHost ?? "127.0.0.1", opts.metricsPort!) : undefined;
   return {
     center,
@@ -200,9 +227,11 @@ export async function startCenterServer(opts: CenterServerOptions): Promise<Runn
     url,
     stack,
     kekCreated,
+    adminUrl: adminAddress?.url ?? url,
     async close(graceMs = 5_000) {
       ledgerHealth.stop();
       await metricsServer?.close();
+      await adminStack?.close(graceMs);
       await stack.close(graceMs);
       await sealing?.stop();
       if (!opts.ledger) await ledger.close();

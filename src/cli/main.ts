@@ -145,6 +145,8 @@ const centerServe: Command = {
     { name: "cors-origin", description: "comma-separated origins whose browser pages may call the RPCs (or *)" },
     { name: "metrics-port", description: "serve Prometheus metrics at GET /metrics on this port (separate listener; off by default)" },
     { name: "metrics-host", description: "address of the metrics listener", default: "127.0.0.1" },
+    { name: "admin-port", description: "serve admin calls on this separate port only (not on --port)" },
+    { name: "admin-host", description: "address of the separate admin listener", default: "127.0.0.1" },
     ...kekOptions,
   ],
   async run(o) {
@@ -175,12 +177,13 @@ const centerServe: Command = {
       corsOrigins: corsOriginsFrom(o),
       metricsPort: o.int("metrics-port"),
       metricsHost: o.get("metrics-host"),
+      adminListener: o.get("admin-port") !== undefined ? { host: o.get("admin-host"), port: o.int("admin-port") } : undefined,
     });
     if (running.kekCreated) progressNote(o.json, kekCreatedMessage(running.kekCreated));
     print(
       o.json,
-      { url: running.url, port: running.port, engine: running.ledger.engine, metricsPort: running.metricsPort },
-      `payment center listening on ${running.url} (${running.ledger.engine} ledger)${running.metricsPort !== undefined ? `; metrics on http://${o.get("metrics-host")}:${running.metricsPort}/metrics` : ""}`,
+      { url: running.url, port: running.port, engine: running.ledger.engine, metricsPort: running.metricsPort, adminUrl: running.adminUrl },
+      `payment center listening on ${running.url} (${running.ledger.engine} ledger)${running.adminUrl !== running.url ? `; admin on ${running.adminUrl} only` : ""}${running.metricsPort !== undefined ? `; metrics on http://${o.get("metrics-host")}:${running.metricsPort}/metrics` : ""}`,
     );
     await waitForSignal(() => running.close());
     return EXIT.OK;
