@@ -4,7 +4,7 @@
  * receipt. The seller signs what it offers with its vendor secret, so the
  * amount is what the seller said, whatever the wallet claims later.
  */
-import { SqliteSurveyStore, SURVEY_ANSWERS_PER_CUSTOMER_MAX, type SurveyAnswer, type SurveyStore } from "./survey-store.js";
+import { MemorySurveyStore, SURVEY_ANSWERS_PER_CUSTOMER_MAX, type SurveyAnswer, type SurveyStore } from "./survey.js";
 import { create } from "@bufbuild/protobuf";
 import {
   CampaignItemKind,
@@ -47,7 +47,7 @@ export function checkHeader(h: HeaderType | undefined, want: CmdType): void {
   checkProtocolVersion(h);
 }
 
-export type { SurveyAnswer } from "./survey-store.js";
+export type { SurveyAnswer } from "./survey.js";
 
 export class Seller {
   private readonly clock: () => number;
@@ -60,7 +60,8 @@ export class Seller {
     surveys?: SurveyStore,
   ) {
     this.clock = clock ?? Date.now;
-    this.surveys = surveys ?? new SqliteSurveyStore(":memory:");
+    // The protocol core takes its storage from outside (seller/server.ts passes the SQLite store).
+    this.surveys = surveys ?? new MemorySurveyStore();
   }
 
   /** The answers kept (oldest first, at most `limit`). */

@@ -15,24 +15,9 @@
 import Database from "better-sqlite3";
 import { preparePrivateDatabaseFile } from "../ledger/private-file.js";
 
-/** Answers kept per customer id: a catalog with more survey items than this keeps the first this many per customer. */
-export const SURVEY_ANSWERS_PER_CUSTOMER_MAX = 64;
+import { SURVEY_ANSWERS_PER_CUSTOMER_MAX, type SurveyAnswer, type SurveyStore } from "./survey.js";
 
-export interface SurveyAnswer {
-  campaignId: string;
-  itemId: string;
-  customerSerial: bigint;
-  answer: string;
-  at: number;
-}
-
-export interface SurveyStore {
-  /** Keeps the answer; false when the customer is at {@link SURVEY_ANSWERS_PER_CUSTOMER_MAX} other items. */
-  record(a: SurveyAnswer): boolean;
-  list(limit?: number): SurveyAnswer[];
-  count(): number;
-  close(): void;
-}
+export { SURVEY_ANSWERS_PER_CUSTOMER_MAX, type SurveyAnswer, type SurveyStore } from "./survey.js";
 
 /** SQLite-backed store; `":memory:"` for tests and embedders that do not keep answers. */
 export class SqliteSurveyStore implements SurveyStore {
