@@ -940,6 +940,37 @@ function contract(engine: Engine): void {
     t.is((await l.listSettlements(VENDOR, 0n, 100)).filter((s) => s.kind === "refund").length, 1);
   });
 
+  scenario("refund: two folds and a payment racing for one live scrip (two replicas on PostgreSQL): exactly one spends it", async (t, h) => {
+    const l = h.ledger;
+    await setupVendor(l);
+    const c = await newCustomer(t, l);
+    await earn(t, l, c, 100n);
+    const t1 = await paid(t, l, c, 40n);
+    const rf = refundOp(t1, 15n);
+    t.like(await l.refund(rf), { status: "done" });
+    const t2 = `T-buy-${randomBytes(6).toString("hex")}`;
+    await init(t, l, offer({ tranId: t2, kind: "pay", customer: c, amount: 10n }));
+    const replica = engine.replicas ? await h.reopen() : l;
+    await warm(l, replica);
+    const fold = (out: ScripRow) => ({ customerSerial: c.serial, currency: CUR, inSerial: c.live.serial, inValue: c.live.value, refundIds: [rf.refundId], total: 15n, out, now: NOW });
+    const [a, b, p] = await Promise.all([
+      l.foldCredits(fold(scrip(c.serial, c.live.value + 15n))),
+      replica.foldCredits(fold(scrip(c.serial, c.live.value + 15n))),
+      replica.executePayment(payOp(c, t2, 10n)),
+    ]);
+    const statuses = [a, b, p].map((r) => r.status);
+    t.is(statuses.filter((s) => s === "done").length, 1, JSON.stringify([a, b, p]));
+    const live = (await l.liveScrip(c.serial, CUR))!;
+    const st = (await l.customerState(c.serial))!;
+    if (p.status === "done") {
+      t.is(live.value, 60n - 10n, "the payment spent it; the credit waits");
+      t.is(st.credits.find((x) => x.refundId === rf.refundId)!.foldedSerial, 0n);
+    } else {
+      t.is(live.value, 60n + 15n, "a fold spent it; the payment was refused");
+      t.is(st.credits.find((x) => x.refundId === rf.refundId)!.foldedSerial, live.serial);
+    }
+  });
+
   scenario("sync nonces: a nonce is accepted once per customer; old ones are forgotten", async (t, h) => {
     const l = h.ledger;
     const c = await newCustomer(t, l);
