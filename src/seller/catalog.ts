@@ -55,6 +55,27 @@ function str(v: unknown, where: string, required = true): string {
   return v;
 }
 
+/**
+ * Every object in seller.json names only the fields docs/seller-config.md
+ * specifies: a misspelt or unknown field (say `content_type` for
+ * `contentType`) is an error at start-up, not a setting silently ignored.
+ */
+const FIELDS = {
+  top: ["vendorId", "identity", "vendorKeys", "offerLifetimeSeconds", "catalog", "campaigns"],
+  identity: ["dnsName", "ipAddr", "serverName", "port"],
+  catalog: ["requestUrl", "title", "price", "currency", "methods", "contentType", "fileName", "content"],
+  campaign: ["campaignId", "currency", "items"],
+  item: ["itemId", "kind", "prompt", "choices", "answer", "reward", "currency"],
+} as const;
+
+function only(o: unknown, allowed: readonly string[], where: string): void {
+  if (o === undefined) return;
+  if (typeof o !== "object" || o === null || Array.isArray(o)) throw new Error(`${where} must be an object`);
+  for (const k of Object.keys(o)) {
+    if (!allowed.includes(k)) throw new Error(`${where}: unknown field "${k}"; the fields are ${allowed.join(", ")} (docs/seller-config.md)`);
+  }
+}
+
 const METHODS: Record<string, DeliveryMethod> = { VIEW: DeliveryMethod.VIEW, SAVE: DeliveryMethod.SAVE };
 const KINDS: Record<string, CampaignItemKind> = {
   AD: CampaignItemKind.AD,
@@ -64,6 +85,8 @@ const KINDS: Record<string, CampaignItemKind> = {
 
 /** Parses a seller config object (as read from JSON). */
 export function parseSellerConfig(raw: any): SellerConfig {
+  only(raw, FIELDS.top, "seller config");
+  only(raw.identity, FIELDS.identity, "identity");
   const vendorId = str(raw.vendorId, "vendorId");
   const keys = new Map<number, Uint8Array>();
   for (const [id, hex] of Object.entries(raw.vendorKeys ?? {})) {
@@ -73,6 +96,10 @@ export function parseSellerConfig(raw: any): SellerConfig {
   if (keys.size === 0) throw new Error("vendorKeys needs at least one vendor secret");
   const catalog: CatalogItem[] = (raw.catalog ?? []).map((c: any, i: number) => {
     const w = `catalog[${i}]`;
+    only(c, FIELDS.catalog, w);
+    if (c.contentType !== undefined && (typeof c.contentType !== "string" || !/^[\w.+-]+\/[\w.+-]+(\s*;.*)?$/.test(c.contentType))) {
+      throw new Error(`${w}.contentType must be a media type such as "text/html; charset=utf-8"`);
+    }
     const methods = (c.methods ?? ["VIEW"]).map((m: string) => {
       const d = METHODS[m];
       if (!d) throw new Error(`${w}.methods: ${m} is not VIEW or SAVE`);
@@ -91,12 +118,19 @@ export function parseSellerConfig(raw: any): SellerConfig {
   });
   const campaignItems: CampaignItemConfig[] = [];
   for (const [ci, camp] of (raw.campaigns ?? []).entries()) {
+    only(camp, FIELDS.campaign, `campaigns[${ci}]`);
     const campaignId = str(camp.campaignId, `campaigns[${ci}].campaignId`);
     for (const [ii, it] of (camp.items ?? []).entries()) {
       const w = `campaigns[${ci}].items[${ii}]`;
+      only(it, FIELDS.item, w);
       const kind = KINDS[it.kind];
       if (!kind) throw new Error(`${w}.kind must be AD, SURVEY or QUIZ`);
       if (kind === CampaignItemKind.QUIZ && !it.answer) throw new Error(`${w}: a QUIZ needs an answer`);
+      // AD and SURVEY items take no right answer: any acknowledgement (AD) or non-empty answer (SURVEY) earns.
+      if (kind !== CampaignItemKind.QUIZ && it.answer !== undefined) throw new Error(`${w}: only a QUIZ has an answer (${it.kind} items earn on any ${it.kind === "AD" ? "acknowledgement" : "non-empty answer"})`);
+      if (kind === CampaignItemKind.QUIZ && Array.isArray(it.choices) && it.choices.length > 0 && !it.choices.some((c: unknown) => String(c).trim().toLowerCase() === String(it.answer).trim().toLowerCase())) {
+        throw new Error(`${w}: the answer must be one of the choices`);
+      }
       campaignItems.push({
         itemId: str(it.itemId, `${w}.itemId`),
         campaignId,
