@@ -51,8 +51,12 @@ import type { PaymentCenter } from "./center.js";
 export const SYNC_REQUEST_SKEW_MS = 5 * 60_000;
 /**
  * Sync calls per customer: a wallet syncs on restore, on demand and when a
- * spend finds its scrip dead, i.e. rarely. Failed attempts are NOT given back
- * (unlike the general limiter): a guess at a code must not earn more tries.
+ * spend finds its scrip dead, i.e. rarely. Charged only once the request's
+ * hash verifies: customer ids are in every offer and receipt, so charging
+ * unverified requests would let any seller keep a customer from restoring by
+ * sending garbage under their id; guessing a 256-bit Custom_Secret is not
+ * made any harder by counting failures (the per-address bucket bounds the
+ * work an unverified request costs).
  */
 export const SYNC_PER_CUSTOMER: BucketOptions = { ratePerSecond: 1, burst: 10 };
 /** Sync calls per address (or IPv6 /64): room for a NAT full of wallets restoring, not for a scan. */
@@ -124,7 +128,6 @@ export class SyncService {
     }
     if (req.hash.length !== MAC_BYTES) throw invalidArgument("BAD_LENGTH", `hash must be ${MAC_BYTES} bytes`);
     if (remoteAddress) this.limit(this.addresses, addressKey(remoteAddress), "from this address");
-    this.limit(this.customers, `${id.secretId}/${id.serialNumber}`, "for this customer");
 
     const fail = () => unauthenticated("BAD_HASH", SYNC_FAILED);
     const cs = await this.center.keys.findCustomSecret(id.secretId, id.serialNumber);
@@ -133,6 +136,8 @@ export class SyncService {
     if (Math.abs(Number(req.timestampUnixMs) - now) > SYNC_REQUEST_SKEW_MS) throw fail();
     let state = await this.center.ledger.customerState(id.serialNumber);
     if (!state || state.secretId !== id.secretId) throw fail();
+    // After verification, before the nonce is used: a limited wallet retries with a fresh request.
+    this.limit(this.customers, `${id.secretId}/${id.serialNumber}`, "for this customer");
     const nowMs = BigInt(now);
     if (!(await this.center.ledger.claimSyncNonce(id.serialNumber, req.nonce, nowMs, nowMs - 2n * BigInt(SYNC_REQUEST_SKEW_MS)))) throw fail();
 
