@@ -66,7 +66,7 @@ export class CenterProcess {
   async init(): Promise<void> {
     const o = this.opts;
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("SCRIPWIRE_")));
-    const child = spawn(process.execPath, [CLI, "center", "init", "--json", ...(o.database ? ["--database", o.database] : ["--data-dir", o.dataDir])], { cwd: REPO_ROOT, env: { ...env, SCRIPWIRE_LOG: "error" }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [CLI, "center", "init", "--json", ...(o.database ? ["--database", o.database, "--data-dir", o.dataDir] : ["--data-dir", o.dataDir])], { cwd: REPO_ROOT, env: { ...env, SCRIPWIRE_LOG: "error" }, stdio: ["ignore", "pipe", "pipe"] });
     child.stdout!.pipe(this.log, { end: false });
     child.stderr!.pipe(this.log, { end: false });
     const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
@@ -80,7 +80,7 @@ export class CenterProcess {
     const args = [
       CLI, "center", "serve", "--json",
       "--port", String(o.port),
-      ...(o.database ? ["--database", o.database] : ["--data-dir", o.dataDir]),
+      ...(o.database ? ["--database", o.database, "--data-dir", o.dataDir] : ["--data-dir", o.dataDir]),
       "--admin-token", o.adminToken,
       "--currencies", o.currencies.join(","),
       "--redeem-threshold", String(o.redeemThreshold),
