@@ -47,6 +47,11 @@ test("normalizeTarget: refusals", (t) => {
     ["/a%3b", "PATH_PARAMETER"],
     ["/..", "ESCAPES_ROOT"],
     ["/a/../../b", "ESCAPES_ROOT"],
+    // IIS / Windows file serving strip a trailing dot or space: /articles./a is /articles/a there.
+    ["/articles./a", "TRAILING_DOT_OR_SPACE"],
+    ["/articles%2e/a", "TRAILING_DOT_OR_SPACE"],
+    ["/articles%20/a", "TRAILING_DOT_OR_SPACE"],
+    ["/a/b...", "TRAILING_DOT_OR_SPACE"],
     ["/" + "a".repeat(9000), "TARGET_TOO_LONG"],
   ];
   for (const [input, reason] of bad) t.is(normalizeTarget(input), reason, input);

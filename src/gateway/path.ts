@@ -21,7 +21,8 @@ export type PathRefusal =
   | "ENCODED_SEPARATOR"
   | "DOUBLE_ENCODED"
   | "PATH_PARAMETER"
-  | "ESCAPES_ROOT";
+  | "ESCAPES_ROOT"
+  | "TRAILING_DOT_OR_SPACE";
 
 export interface NormalizedTarget {
   /** Canonical path: unreserved characters decoded, other escapes upper-case, no empty, `.` or `..` segments. Case is kept. */
@@ -46,8 +47,10 @@ function isUnreserved(c: number): boolean {
  * or an encoded `/`, `\` or NUL (Windows and some frameworks treat them as
  * separators), `;` path parameters (Tomcat and Jetty strip them before
  * routing, so `/paid;x/a` would route like `/paid/a`), `%25` followed by hex
- * (servers that decode twice), raw control, space or non-ASCII bytes, and a
- * `..` above the root.
+ * (servers that decode twice), raw control, space or non-ASCII bytes, a
+ * `..` above the root, and a segment ending in `.` or an encoded space (IIS
+ * and Windows file serving strip them, so `/paid./a` would be served as
+ * `/paid/a` while matching no priced route here).
  */
 export function normalizeTarget(target: string): NormalizedTarget | PathRefusal {
   if (target.length > TARGET_CHARS_MAX) return "TARGET_TOO_LONG";
@@ -85,6 +88,7 @@ export function normalizeTarget(target: string): NormalizedTarget | PathRefusal 
       out.pop();
       continue;
     }
+    if (seg.endsWith(".") || seg.endsWith("%20")) return "TRAILING_DOT_OR_SPACE";
     out.push(seg);
   }
   // A trailing slash is kept for the upstream (directory index vs file) but
