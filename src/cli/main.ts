@@ -2,6 +2,7 @@
  * `scripwire`: one command for every role. Groups: center, seller, wallet,
  * audit, demo. Every command takes --help and --json.
  */
+import { shareOfDeployment } from "../server/replica-limits.js";
 import { ConnectError, createClient, Code } from "@connectrpc/connect";
 import { readFileSync, writeFileSync } from "node:fs";
 import { checkpointFromJson, checkpointSignatureValid, checkpointToJson, type Checkpoint } from "../ledger/chain.js";
@@ -143,6 +144,7 @@ const centerServe: Command = {
     { name: "rate-per-customer", description: "requests per second per customer (0 = unlimited)", default: "20" },
     { name: "rate-per-address", description: "requests per second per client address (0 = unlimited)", default: "1000" },
     { name: "cors-origin", description: "comma-separated origins whose browser pages may call the RPCs (or *)" },
+    { name: "replicas", description: "center replicas sharing the database: the --rate-* limits are the whole deployment's, each replica enforces 1/N", default: "1" },
     { name: "metrics-port", description: "serve Prometheus metrics at GET /metrics on this port (separate listener; off by default)" },
     { name: "metrics-host", description: "address of the metrics listener", default: "127.0.0.1" },
     { name: "admin-port", description: "serve admin calls on this separate port only (not on --port)" },
@@ -463,8 +465,11 @@ function rateLimitsFrom(o: Options) {
   const bucket = (name: string) => {
     if (!o.has(name)) return false as const;
     const rate = o.int(name) ?? 0;
-    return rate === 0 ? (false as const) : { ratePerSecond: rate, burst: rate * 2 };
+    // The deployment's rate; with --replicas N each center enforces its 1/N share (src/server/replica-limits.ts).
+    return shareOfDeployment(rate === 0 ? false : { ratePerSecond: rate, burst: rate * 2 }, replicas);
   };
+  const replicas = o.has("replicas") ? (o.int("replicas") ?? 1) : 1;
+  if (replicas < 1) throw new UsageError("--replicas must be at least 1");
   return { perCustomer: bucket("rate-per-customer"), perAddress: bucket("rate-per-address") };
 }
 
