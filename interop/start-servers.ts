@@ -187,7 +187,7 @@ async function main(): Promise<void> {
         vendorId: GATEWAY_VENDOR_ID,
         vendorKeys: { "1": Buffer.from(gatewaySecret).toString("hex") },
         // The name the center has on record for this vendor (it checks offers against it).
-        identity: { dnsName: HOST, serverName: "Scripwire Interop Site" },
+        identity: { dnsName: HOST, ipAddr: HOST, serverName: "Scripwire Interop Site" },
         routes: [{ id: "articles", path: "/articles/*", price: "7", currency: CURRENCY }],
       }),
     });
@@ -210,6 +210,8 @@ async function main(): Promise<void> {
         ad_item: AD_ITEM,
         currency: CURRENCY,
         data_dir: dataDir,
+        // For the grpcurl admin call in run.sh (a throwaway center on loopback).
+        admin_token: adminToken,
       }) + "\n",
     );
   } catch (e) {
