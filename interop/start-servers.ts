@@ -109,6 +109,8 @@ async function main(): Promise<void> {
         dataDir,
         database: join(dataDir, "center.sqlite"),
         createLedger: true,
+        // A throwaway directory keeps its KEK inside, so removing it leaves nothing behind.
+        kek: ownDir ? { file: join(dataDir, "center.kek") } : undefined,
         host: HOST,
         port,
         adminToken,
