@@ -61,9 +61,25 @@ set_sync() { # set_sync <primary> <standby-name or empty>
   psql_local "${PORT[$1]}" -c "ALTER SYSTEM SET synchronous_standby_names = '${2}'" -c "SELECT pg_reload_conf()" >/dev/null
 }
 
+gone() { # gone <pid>: no such process, or a zombie its new parent has not reaped yet
+  [ ! -e "/proc/$1" ] || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]
+}
+
+clear_stale_socket_lock() { # clear_stale_socket_lock <port>
+  # A SIGKILLed postmaster leaves its socket lock behind, and until the orphan is
+  # reaped (our PID 1 reaps lazily) kill(pid, 0) still succeeds, so PostgreSQL
+  # refuses to start ("lock file ... already exists"). The data directory is
+  # rebuilt from scratch here, so a lock naming a dead (or zombie) pid is stale.
+  local lock="/var/run/postgresql/.s.PGSQL.$1.lock" pid
+  [ -f "$lock" ] || return 0
+  pid=$(head -n 1 "$lock" | tr -d ' -')
+  if [ -n "$pid" ] && gone "$pid"; then rm -f "$lock" "/var/run/postgresql/.s.PGSQL.$1"; fi
+}
+
 make_standby() { # make_standby <node> <primary>: fresh base backup, streaming as application_name=<node>
   local n=$1 p=$2 d; d=$(datadir "$n")
   pg_ctlcluster "$major" "$n" stop -m immediate 2>/dev/null || true
+  clear_stale_socket_lock "${PORT[$n]}"
   rm -rf "$d"; mkdir -p "$d"; chown postgres:postgres "$d"; chmod 700 "$d"
   runuser -u postgres -- env PGPASSWORD=scripwire pg_basebackup -h 127.0.0.1 -p "${PORT[$p]}" -U scripwire -D "$d" -X stream -R -c fast \
     -d "application_name=$n"
@@ -109,8 +125,15 @@ case "$cmd" in
     p=$(primary)
     pid=$(head -n 1 "$(datadir "$p")/postmaster.pid")
     # Every process of that server, children first, by id: a machine that died.
-    for c in $(ps -o pid= --ppid "$pid"); do kill -9 "$c" 2>/dev/null || true; done
+    kids=$(ps -o pid= --ppid "$pid")
+    for c in $kids; do kill -9 "$c" 2>/dev/null || true; done
     kill -9 "$pid"
+    # Return only once they are really dead (bounded: 30 s), so a restart of this
+    # node never meets its own ghost.
+    for _ in $(seq 1 300); do
+      alive=0; for x in $pid $kids; do gone "$x" || alive=1; done
+      [ "$alive" = 0 ] && break; sleep 0.1
+    done
     log "SIGKILLed primary $p (postmaster $pid)"
     ;;
   promote)
