@@ -113,8 +113,11 @@ export async function runStructured(o: RunOptions): Promise<void> {
       const seed = o.seeds[next++]!;
       const rng = new Prng(seed);
       const t = rng.pick(o.world.templates);
+      t.refresh?.();
+      // One base per input: a concurrent worker may re-sign the template meanwhile.
+      const base = t.request;
       const schema = t.method.input as DescMessage;
-      const req = clone(schema, t.request as never) as Record<string, any>;
+      const req = clone(schema, base as never) as Record<string, any>;
       const muts: Mutation[] = [];
       const n = rng.chance(0.15) ? 2 : 1;
       for (let i = 0; i < n; i++) {
@@ -126,10 +129,10 @@ export async function runStructured(o: RunOptions): Promise<void> {
       const hashTouched = muts.some((m) => m.path === hashField);
       const resigned = !!t.customer && !hashTouched && rng.chance(0.85);
       if (resigned) resign(t, req);
-      const hashAltered = hashTouched && Buffer.compare(Buffer.from(req[hashField!] ?? []), Buffer.from((t.request as Record<string, any>)[hashField!] ?? [])) !== 0;
-      const altered = hashAltered || protectedBytes(t, req) !== protectedBytes(t, t.request as Record<string, any>);
+      const hashAltered = hashTouched && Buffer.compare(Buffer.from(req[hashField!] ?? []), Buffer.from((base as Record<string, any>)[hashField!] ?? [])) !== 0;
+      const altered = hashAltered || protectedBytes(t, req) !== protectedBytes(t, base as Record<string, any>);
       if (t.live && !altered) continue; // a no-op mutation of a live template would just execute it
-      if (equals(schema, req as never, t.request as never) && !t.live) {
+      if (equals(schema, req as never, base as never) && !t.live) {
         // Unchanged replay: still a useful input (it must replay), nothing to judge beyond "not bad".
       }
       const tr = o.transports[seed % o.transports.length]!;

@@ -56,6 +56,12 @@ export interface Template {
   protect: string[];
   /** The customer whose Custom_Secret re-signs the request hash (a cheating customer can always do that). */
   customer?: FuzzCustomer;
+  /**
+   * Re-signs a time-bound request before an input is drawn from it (the
+   * center refuses a settlement request 5 minutes old as STALE_REQUEST, which
+   * a long or slow run would otherwise report as a wrong refusal).
+   */
+  refresh?: () => void;
 }
 
 export type Outcome =
@@ -328,15 +334,22 @@ export async function buildFuzzWorld(
   // Seller calls and settlements.
   T.push({ name: "RequestIssue", service: "seller", method: S.requestIssue, request: create(RequestIssueRequestSchema, { header: hdr(CmdType.GM1_1), item: QUIZ.itemId, value: QUIZ.answer, customId: a.scrip.scrip!.customId }), live: false, protect: [] });
   T.push({ name: "RequestService", service: "seller", method: S.requestService, request: create(RequestServiceRequestSchema, { header: hdr(CmdType.PM1_1), requestUrl: "/articles/hash-cash", pMethod: DeliveryMethod.VIEW, customId: a.scrip.scrip!.customId }), live: false, protect: [] });
-  const ts = BigInt(Date.now());
-  T.push({
+  const settlementsRequest = (ts: bigint) =>
+    create(ListSettlementsRequestSchema, { vendorId: vendor.vendorId, afterSequence: 0n, limit: 10, timestampUnixMs: ts, vendorKeyId: 1, mac: computeSettlementsMac(HashAlgorithm.HMAC_SHA256, vendor.secret, vendor.vendorId, 0n, ts) });
+  const settlements: Template = {
     name: "ListSettlements",
     service: "center",
     method: C.listSettlements,
-    request: create(ListSettlementsRequestSchema, { vendorId: vendor.vendorId, afterSequence: 0n, limit: 10, timestampUnixMs: ts, vendorKeyId: 1, mac: computeSettlementsMac(HashAlgorithm.HMAC_SHA256, vendor.secret, vendor.vendorId, 0n, ts) }),
+    request: settlementsRequest(BigInt(Date.now())),
     live: false,
     protect: ["vendorId", "afterSequence", "timestampUnixMs", "vendorKeyId", "mac"],
-  });
+    refresh: () => {
+      const now = Date.now();
+      const signed = Number((settlements.request as unknown as { timestampUnixMs: bigint }).timestampUnixMs);
+      if (now - signed > 60_000) settlements.request = settlementsRequest(BigInt(now));
+    },
+  };
+  T.push(settlements);
 
   // Sanity: every template is valid as it stands (live ones are not sent).
   for (const t of T) {

@@ -32,6 +32,12 @@ export class Model {
   readonly adoptedSerials = new Map<bigint, string>();
   /** Refunds the center confirmed (RF2): refundId -> what and for whom. */
   readonly refunds = new Map<string, { tranId: string; amount: bigint; customerSerial: bigint }>();
+  /**
+   * Refunds a sync folded before the refunder had its RF2 answer (the answer
+   * was dropped and the refunder was still retransmitting): checked at the
+   * end against the RF2 answers, refund by refund.
+   */
+  readonly foldsAwaitingRf2 = new Map<string, { amount: bigint; customerSerial: bigint }>();
   /** TranID -> amount refunded. */
   readonly refundsByTran = new Map<string, bigint>();
   /** Refund credits wallets saw folded into their scrip (SY2). */

@@ -523,6 +523,12 @@ async function main(): Promise<number> {
     if (refundMismatch === 0 && settlements.filter((s) => s.kind === SettlementKind.REFUND).length === refundSettled.size) {
       pass(`all ${refundSettled.size} refunds appear once each as negative settlements, as the refunder was told`);
     } else fail(`${refundMismatch} refund settlements and RF2 answers disagree (or a TranID was refunded twice)`);
+    const unproven = [...model.foldsAwaitingRf2].filter(([id, f]) => {
+      const r = model.refunds.get(id);
+      return !r || r.customerSerial !== f.customerSerial || r.amount !== f.amount;
+    });
+    if (unproven.length === 0) pass(`all ${model.foldsAwaitingRf2.size} refunds folded before their RF2 answer arrived were then answered, for that customer and amount`);
+    else fail(`${unproven.length} refunds folded into a wallet were never answered to the refunder for that customer and amount: ${unproven.map(([id]) => id).slice(0, 5).join(", ")}`);
     const issued = new Map(settlements.filter((s) => s.kind === SettlementKind.ISSUE).map((s) => [s.tranId, s.amount]));
     const dupSettlements = settlements.length - paid.size - issued.size - settlements.filter((s) => s.kind === SettlementKind.REFUND).length;
     if (dupSettlements !== 0) fail(`${dupSettlements} TranIDs were settled more than once`);

@@ -910,8 +910,12 @@ export class SimWallet {
     for (const c of res.credits) {
       if (c.foldedIntoSerial === 0n || this.d.folded.has(c.refundId)) continue;
       const known = this.env.model.refunds.get(c.refundId);
-      if (!known || known.customerSerial !== customId.serialNumber || known.amount !== c.amount) {
-        this.violation(`SY2 reports refund ${c.refundId} of ${c.amount} folded, which the harness never made for this customer`);
+      if (!known) {
+        // The refund may be executed while its RF2 answer is still on the way
+        // (dropped, retransmitted): adopt it now, prove it at the end.
+        this.env.model.foldsAwaitingRf2.set(c.refundId, { amount: c.amount, customerSerial: customId.serialNumber });
+      } else if (known.customerSerial !== customId.serialNumber || known.amount !== c.amount) {
+        this.violation(`SY2 reports refund ${c.refundId} of ${c.amount} folded, which the harness made for another customer or amount`);
         continue;
       }
       this.d.folded.add(c.refundId);
