@@ -38,6 +38,10 @@ import { gatewayTable, runGateway, type GatewayReport } from "./gateway.js";
 import { runPostgres, type PgReport, type PgRow } from "./pg.js";
 import Database from "better-sqlite3";
 import { buildWorld, bulkInsertScrips, copyTemplate, scripCount, type World } from "./world.js";
+import { useNativeHashes } from "../src/crypto/native-hash.js";
+
+// The load generator and the in-process center hash as the shipped Node processes do.
+useNativeHashes();
 
 // ------------------------------------------------------------------ options
 
@@ -157,7 +161,7 @@ function fsyncProbeUs(dir: string): number {
 
 // ------------------------------------------------------------------ targets
 
-type ServerKey = "center" | "centerInline" | "centerNoSeal" | "grpcjs" | "bare" | "adapter" | "grpcjsCenter" | "centerQuiet" | "fast" | "compat" | "centerNoGroup" | "centerAsync" | "fastAsync";
+type ServerKey = "center" | "center2" | "centerLoop" | "centerInline" | "centerNoSeal" | "grpcjs" | "bare" | "adapter" | "grpcjsCenter" | "centerQuiet" | "fast" | "compat" | "centerNoGroup" | "centerAsync" | "fastAsync";
 type Kind = "noop" | "pay" | "issue";
 
 interface Target {
@@ -172,6 +176,8 @@ interface Target {
 const TARGETS: Target[] = [
   { key: "stack.noop", label: "no-op, project stack (Connect)", server: "center", kind: "noop", protocol: "connect" },
   { key: "stack.pay", label: "payment S3+S4+S6, project stack (Connect)", server: "center", kind: "pay", protocol: "connect" },
+  { key: "loop.pay", label: "payment, project stack, hot calls on the event loop, writer thread alone (before)", server: "centerLoop", kind: "pay", protocol: "connect" },
+  { key: "procs2.pay", label: "payment, PROTOTYPE 2 center processes on one SQLite ledger (node:cluster)", server: "center2", kind: "pay", protocol: "connect", experiment: true },
   { key: "noseal.pay", label: "payment, project stack, journal sealing OFF (no triggers, no sealer)", server: "centerNoSeal", kind: "pay", protocol: "connect" },
   { key: "stack.issue", label: "issuance M3+M4+M6, project stack (Connect)", server: "center", kind: "issue", protocol: "connect" },
   // Before/after for the ledger writer thread: the same center with its SQLite writer on the event loop.
@@ -304,6 +310,8 @@ async function main(): Promise<void> {
       let centerDb: string | undefined;
       const serverOpts: Record<ServerKey, Omit<ServerOptions, "dbPath"> & { db?: () => string; env?: Record<string, string> }> = {
         center: { mode: "stack-center", db: () => (centerDb = bench.freshDb("center")) },
+        center2: { mode: "stack-center", processes: 2, db: db("center-2proc") },
+        centerLoop: { mode: "stack-center", hotCalls: false, db: db("center-loop") },
         centerInline: { mode: "stack-center", db: db("center-inline"), env: { SCRIPWIRE_SQLITE_WRITER: "inline" } },
         centerNoSeal: { mode: "stack-center", db: db("center-noseal"), sealing: false },
         centerQuiet: { mode: "stack-center", db: db("center-quiet"), env: { SCRIPWIRE_LOG: "silent" } },
@@ -323,7 +331,7 @@ async function main(): Promise<void> {
         await Promise.all(
           [...needed].map(async (k) => {
             const o = serverOpts[k];
-            const child = await ServerChild.start({ mode: o.mode as ServerMode, dbPath: o.db?.(), groupCommit: o.groupCommit, engine: o.engine, sealing: o.sealing }, { env: o.env });
+            const child = await ServerChild.start({ mode: o.mode as ServerMode, dbPath: o.db?.(), groupCommit: o.groupCommit, engine: o.engine, sealing: o.sealing, processes: o.processes, hotCalls: o.hotCalls }, { env: o.env });
             const client = new H2Client(child.url, mode.connections);
             await client.connect();
             children.set(k, { child, client, wallets: bench.wallets() });

@@ -56,6 +56,12 @@ import { CENTER_CONFIG } from "./world.js";
 import Database from "better-sqlite3";
 import { delayPercentile, SealingLoop } from "../src/center/sealing.js";
 import { chainTriggerNames } from "../src/ledger/chain-schema.js";
+import { useNativeHashes } from "../src/crypto/native-hash.js";
+import cluster, { type Worker } from "node:cluster";
+import { centerThread, startHotCalls } from "../src/center/hot-calls.js";
+
+// As a Node center runs (src/center/server.ts): OpenSSL for the hashes.
+useNativeHashes();
 
 export type ServerMode = "stack-center" | "fast-center" | "adapter-noop" | "grpcjs-noop" | "grpcjs-center" | "h2-bare" | "h2-compat";
 
@@ -75,6 +81,19 @@ export interface ServerOptions {
    * database copy and runs no sealer: the "sealing off" side of the ratio.
    */
   sealing?: boolean;
+  /**
+   * stack-center: this many center processes on one port and one ledger
+   * (node:cluster, as `scripwire center serve --processes N` runs them).
+   * The child the bench talks to is then the cluster primary; its stats sum
+   * every process.
+   */
+  processes?: number;
+  /**
+   * stack-center: the hot calls on the ledger's writer thread, as
+   * startCenterServer runs them (src/center/hot-calls.ts); default true.
+   * false = the writer thread alone, hot calls on the event loop (before).
+   */
+  hotCalls?: boolean;
 }
 
 /** Set when the center runs a sealing loop: its delays go out with the stats. */
@@ -112,11 +131,11 @@ async function openCenter(opts: ServerOptions): Promise<{ center: PaymentCenter;
       ? openAsyncDurableSqliteLedger(opts.dbPath)
       : opts.groupCommit === false
         ? openSqliteLedger(opts.dbPath, { groupCommit: false })
-        : await openLedger(opts.dbPath);
+        : await openLedger(opts.dbPath, { sqliteThread: opts.mode === "stack-center" && opts.hotCalls !== false ? centerThread() : undefined });
   const center = new PaymentCenter(ledger, CENTER_CONFIG);
   await center.start();
-  if (opts.sealing !== false) {
-    // As startCenterServer runs it.
+  if (opts.sealing !== false && (cluster.isPrimary || process.env.SCRIPWIRE_PROCESS_INDEX === "0")) {
+    // As startCenterServer runs it (one sealer per deployment of processes).
     sealing = new SealingLoop(ledger, center.keys);
     sealing.start();
   }
@@ -165,8 +184,71 @@ async function grpcListen(server: grpc.Server): Promise<string> {
   return `http://127.0.0.1:${port}`;
 }
 
+/**
+ * The cluster primary of a multi-process center: starts the workers one
+ * after the other (the first opens and migrates the ledger alone), then
+ * relays the bench's stats / profile / close messages, summing CPU.
+ */
+async function clusterPrimary(opts: ServerOptions): Promise<void> {
+  const n = opts.processes!;
+  const workers: Worker[] = [];
+  let url = "";
+  for (let i = 0; i < n; i++) {
+    const w = cluster.fork({ SCRIPWIRE_PROCESS_INDEX: String(i) });
+    url = await new Promise<string>((resolve, reject) => {
+      w.once("message", (m: { type: string; url: string }) => (m.type === "ready" ? resolve(m.url) : reject(new Error(`worker ${i}: ${JSON.stringify(m)}`))));
+      w.once("exit", (code) => reject(new Error(`worker ${i} exited with ${code}`)));
+    });
+    workers.push(w);
+  }
+  let seq = 0;
+  const ask = (w: Worker, msg: object) =>
+    new Promise<Record<string, number>>((resolve) => {
+      const id = ++seq;
+      const on = (m: { id?: number } & Record<string, number>) => {
+        if (m.id === id) {
+          w.off("message", on);
+          resolve(m);
+        }
+      };
+      w.on("message", on);
+      w.send({ ...msg, id });
+    });
+  process.on("message", (msg: { type: string; id?: number; path?: string }) => {
+    if (msg.type === "stats") {
+      void Promise.all(workers.map((w) => ask(w, { type: "stats" }))).then((all) => {
+        const own = stats();
+        const sum = (k: string) => all.reduce((a, s) => a + (s[k] ?? 0), own[k as keyof typeof own] as number);
+        const sealer = all[0]!;
+        process.send!({
+          type: "stats",
+          id: msg.id,
+          cpuUserUs: sum("cpuUserUs"),
+          cpuSystemUs: sum("cpuSystemUs"),
+          rssBytes: sum("rssBytes"),
+          heapUsedBytes: sum("heapUsedBytes"),
+          sealed: sealer.sealed,
+          sealDelayP50Ms: sealer.sealDelayP50Ms,
+          sealDelayP99Ms: sealer.sealDelayP99Ms,
+          sealErrors: sealer.sealErrors,
+        });
+      });
+    }
+    if (msg.type === "profile-start" || msg.type === "profile-stop") {
+      // Profile the first worker (what one process of the center spends).
+      void ask(workers[0]!, { type: msg.type, path: msg.path } as object).then(() => process.send!({ type: "profile", id: msg.id }));
+    }
+    if (msg.type === "close") {
+      void Promise.all(workers.map((w) => new Promise<void>((r) => (w.once("exit", () => r()), w.send({ type: "close" }))))).finally(() => process.exit(0));
+    }
+  });
+  process.on("disconnect", () => process.exit(0));
+  process.send!({ type: "ready", url });
+}
+
 async function main(): Promise<void> {
   const opts = JSON.parse(process.argv[2] ?? "{}") as ServerOptions;
+  if ((opts.processes ?? 1) > 1 && cluster.isPrimary) return clusterPrimary(opts);
   let url: string;
   let close: () => Promise<void>;
 
@@ -174,6 +256,9 @@ async function main(): Promise<void> {
     case "stack-center": {
       const { center, ledger } = await openCenter(opts);
       const paymentImpl = paymentCenterService(center);
+      // As startCenterServer: the hot calls go to the writer thread's center when the ledger hosts one.
+      const hot = await startHotCalls(ledger, center, CENTER_CONFIG);
+      if (hot) Object.assign(paymentImpl, hot);
       const stack = createServerStack({
         services: [PaymentCenterService, CenterAdminService, NoopService, BenchControlService],
         // Exactly as src/center/server.ts: the six payment/issuance calls on

@@ -14,7 +14,7 @@
  *   4. the ledger's atomic decision (live serial, TranID state, budget).
  */
 import { create, toBinary, fromBinary } from "@bufbuild/protobuf";
-import { sha256 } from "@noble/hashes/sha2.js";
+import { sha256Of } from "../crypto/hash.js";
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
@@ -128,10 +128,7 @@ function hex(b: Uint8Array): string {
 
 /** SHA-256 of the offer's canonical bytes and MAC: what binds a TranID to one exact offer. */
 export function offerHash(o: Offer): Uint8Array {
-  const h = sha256.create();
-  h.update(offerInput(o));
-  h.update(o.mac);
-  return h.digest();
+  return sha256Of(offerInput(o), o.mac);
 }
 
 export class PaymentCenter {
@@ -378,7 +375,7 @@ export class PaymentCenter {
     } catch {
       throw refusal("BAD_SEALED_KEY", "sealed_session_key does not open with this center's key; fetch GetCenterInfo and pin its public_key");
     }
-    const sealedHash = sha256(req.sealedSessionKey);
+    const sealedHash = sha256Of(req.sealedSessionKey);
     const custom = this.keys.current("custom");
     for (let attempt = 0; attempt < 4; attempt++) {
       const customerSerial = randomSerial();

@@ -66,13 +66,13 @@ export async function ledgerInitialised(ledger: Ledger): Promise<boolean> {
  * Opens an existing, initialised ledger, or throws LedgerNotInitialisedError.
  * A SQLite file that does not exist is never created here.
  */
-export async function openExistingLedger(database: string): Promise<Ledger> {
+export async function openExistingLedger(database: string, opts: { sqliteThread?: URL } = {}): Promise<Ledger> {
   const where = describeDatabase(database);
   if (!isPostgresUrl(database)) {
     if (!existsSync(database)) throw new LedgerNotInitialisedError(where, "no ledger database file");
     if (statSync(database).size === 0) throw new LedgerNotInitialisedError(where, "the ledger database file is empty");
   }
-  const ledger = await openLedger(database);
+  const ledger = await openLedger(database, opts);
   try {
     if (!(await ledgerInitialised(ledger))) throw new LedgerNotInitialisedError(where, "the ledger holds no center keys (an empty or never-initialised ledger)");
     return ledger;

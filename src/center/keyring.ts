@@ -4,8 +4,7 @@
  * key. Keys live in the ledger so every replica sees the same generations;
  * the newest generation signs, older ones verify until retired.
  */
-import { hmac } from "@noble/hashes/hmac.js";
-import { sha256 } from "@noble/hashes/sha2.js";
+import { hmacSha256 } from "../crypto/hash.js";
 import { randomBytes } from "node:crypto";
 import { customSecretInput } from "../crypto/canonical.js";
 import { centerPublicKey, type CenterKeyPair } from "../crypto/registration.js";
@@ -135,7 +134,7 @@ export class KeyRing {
     if (hit) return hit;
     const master = this.get("custom", secretId);
     if (!master) return undefined;
-    const cs = hmac(sha256, master, customSecretInput(secretId, serial));
+    const cs = hmacSha256(master, customSecretInput(secretId, serial));
     if (this.customCache.size >= CUSTOM_SECRET_CACHE_MAX) this.customCache.delete(this.customCache.keys().next().value!);
     this.customCache.set(cacheKey, cs);
     return cs;

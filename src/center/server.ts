@@ -24,6 +24,8 @@ import { SealingLoop, type SealingOptions } from "./sealing.js";
 import { isPostgresUrl, openExistingLedger } from "./init.js";
 import { assertPrivateLedgerFiles, defaultKekFile, loadKek, type KekSource } from "./kek-store.js";
 import { centerAdminService, paymentCenterService } from "./service.js";
+import { useNativeHashes } from "../crypto/native-hash.js";
+import { CENTER_FAST_METHODS, centerThread, startHotCalls } from "./hot-calls.js";
 
 export interface CenterServerOptions extends CenterConfig {
   /** `postgres://...` or a SQLite file path; default `<dataDir>/center.sqlite`. */
@@ -86,10 +88,16 @@ export interface CenterServerOptions extends CenterConfig {
   adminListener?: { host?: string; port?: number };
   /** Bounds on what peers can make the server hold (src/server/resource-limits.ts). Default: the constants there. */
   limits?: Partial<ResourceLimits>;
+  /**
+   * Run the hot calls (M3, M4, M6, S3, S4, S6) on the SQLite ledger's writer
+   * thread, off the event loop (hot-calls.ts). Default true where possible:
+   * a SQLite ledger opened here, no injected clock, no metrics port (the
+   * ledger-write metrics are taken on the event loop).
+   */
+  hotCallsThread?: boolean;
 }
 
-/** The PaymentCenterService methods every payment and issuance makes (M3, M4, M6, S3, S4, S6). */
-export const CENTER_FAST_METHODS = ["initIssue", "issue", "confirmIssue", "initPayment", "pay", "confirmPayment"] as const;
+export { CENTER_FAST_METHODS } from "./hot-calls.js";
 
 export interface RunningCenter {
   /** The center's metrics, when `metricsPort` was given, and the port they are served on. */
@@ -141,6 +149,7 @@ async function keyEncryptionKeys(opts: CenterServerOptions, ledger: Ledger): Pro
 }
 
 export async function startCenterServer(opts: CenterServerOptions): Promise<RunningCenter> {
+  useNativeHashes();
   // Refuse a weak token before anything is created on disk.
   const logger = createLogger();
   const adminGuard = new AdminGuard({ token: opts.adminToken, logger });
@@ -148,7 +157,9 @@ export async function startCenterServer(opts: CenterServerOptions): Promise<Runn
   const sqlitePath = opts.ledger === undefined && !isPostgresUrl(database) ? database : undefined;
   // A ledger others can read is refused before it is opened (the fix is in the message).
   if (sqlitePath) assertPrivateLedgerFiles(sqlitePath);
-  const ledger = opts.ledger ?? (opts.createLedger ? await openLedger(database) : await openExistingLedger(database));
+  const hotThread = opts.hotCallsThread !== false && sqlitePath !== undefined && opts.clock === undefined && opts.metricsPort === undefined;
+  const open = { sqliteThread: hotThread ? centerThread() : undefined };
+  const ledger = opts.ledger ?? (opts.createLedger ? await openLedger(database, open) : await openExistingLedger(database, open));
   let kekCreated: string | undefined;
   try {
     const kek = await keyEncryptionKeys(opts, ledger);
@@ -171,6 +182,9 @@ export async function startCenterServer(opts: CenterServerOptions): Promise<Runn
   sealing?.start();
   const limiter = opts.rateLimits ? createRateLimiterCore(opts.rateLimits) : undefined;
   const service = paymentCenterService(center, { sync: opts.sync });
+  // The hot calls go to the writer thread's center when the ledger hosts one.
+  const hot = await startHotCalls(ledger, center, opts);
+  if (hot) Object.assign(service, hot);
   const limited = limiter ? rateLimitService(PaymentCenterService, service, limiter) : service;
   // Counted outside the limiter (a refused call is a call), and the same object serves the router and the fast path.
   const paymentImpl = metrics ? meterService(PaymentCenterService, limited, metrics) : limited;

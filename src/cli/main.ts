@@ -2,6 +2,7 @@
  * `scripwire`: one command for every role. Groups: center, seller, wallet,
  * audit, demo. Every command takes --help and --json.
  */
+import { useNativeHashes } from "../crypto/native-hash.js";
 import { shareOfDeployment } from "../server/replica-limits.js";
 import { ConnectError, createClient, Code } from "@connectrpc/connect";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -22,6 +23,9 @@ import { checkAdminToken, WeakAdminTokenError } from "../server/admin-guard.js";
 import { parseCorsOrigins } from "../server/http-extras.js";
 import { assertPrivateLedgerFiles, defaultKekFile, loadKek, retireOldKeks, rotateKekFile, type KekSource } from "../center/kek-store.js";
 import { EXIT, helpText, Options, parseArgs, print, UsageError, type Command, type OptionSpec } from "./options.js";
+
+// Every Node command hashes with OpenSSL (src/crypto/hash.ts says why; the bytes are the same).
+useNativeHashes();
 
 const TOP_HELP = `Usage: scripwire <command> [options]
 

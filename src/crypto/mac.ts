@@ -3,8 +3,7 @@
  * patent's literal H[M || secret] = SHA-256(M || secret) is kept for
  * compatibility and only accepted where the center's policy lists it.
  */
-import { hmac } from "@noble/hashes/hmac.js";
-import { sha256 } from "@noble/hashes/sha2.js";
+import { hmacSha256, sha256Of } from "./hash.js";
 import { HashAlgorithm } from "../../gen/scripwire/v1/types_pb.js";
 
 export const MAC_BYTES = 32;
@@ -12,13 +11,9 @@ export const MAC_BYTES = 32;
 export function mac(alg: HashAlgorithm, key: Uint8Array, input: Uint8Array): Uint8Array {
   switch (alg) {
     case HashAlgorithm.HMAC_SHA256:
-      return hmac(sha256, key, input);
-    case HashAlgorithm.SHA256_SUFFIX: {
-      const h = sha256.create();
-      h.update(input);
-      h.update(key);
-      return h.digest();
-    }
+      return hmacSha256(key, input);
+    case HashAlgorithm.SHA256_SUFFIX:
+      return sha256Of(input, key);
     default:
       throw new UnsupportedAlgorithmError(alg);
   }

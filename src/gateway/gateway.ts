@@ -37,6 +37,7 @@ import { endToEndHeaders, proxy, sendError, type IncomingRequest, type OutgoingR
 import { itemUrl, matchRoute, parseItemUrl, pathMatches } from "./routes.js";
 import { DELIVER_BYTES_MAX, GatewaySeller, gatewaySellerService, UpstreamError } from "./seller.js";
 import { methodName, verifyCredential, type CredentialRefusal } from "./verify.js";
+import { useNativeHashes } from "../crypto/native-hash.js";
 
 /** Prefix of the gateway's own endpoints; requests under it never reach the upstream. */
 export const RESERVED_PREFIX = "/.scripwire";
@@ -116,6 +117,7 @@ export function cookiePath(route: GatewayRoute): string {
 }
 
 export async function startGateway(opts: GatewayOptions): Promise<RunningGateway> {
+  useNativeHashes();
   const config = opts.config;
   const clock = opts.clock ?? Date.now;
   const scheme: "http" | "https" = opts.tls ? "https" : "http";

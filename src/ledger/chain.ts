@@ -17,7 +17,7 @@
  * key separate from every scrip key, rotated by generation.
  */
 import { ed25519 } from "@noble/curves/ed25519.js";
-import { sha256 } from "@noble/hashes/sha2.js";
+import { sha256Of } from "../crypto/hash.js";
 
 export const CHAIN_TAG = "scripwire/chain/v1";
 export const CHECKPOINT_TAG = "scripwire/checkpoint/v1";
@@ -57,7 +57,7 @@ export function linkInput(prev: Uint8Array, n: bigint, eventId: bigint, fact: Ui
 }
 
 export function link(prev: Uint8Array, n: bigint, eventId: bigint, fact: Uint8Array): Uint8Array {
-  return sha256(linkInput(prev, n, eventId, fact));
+  return sha256Of(linkInput(prev, n, eventId, fact));
 }
 
 // ---------------------------------------------------------------- facts

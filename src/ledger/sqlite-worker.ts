@@ -87,13 +87,16 @@ export const ARG_CODECS: Partial<Record<WriteMethod, { toWire(args: unknown[]): 
   },
 };
 
+/** Calls named `guest:<name>` go to the writer thread's guest (writer-host.ts), not to the ledger. */
+export const GUEST_PREFIX = "guest:";
+
 /** main -> worker */
-export type ToWriter = { t: "calls"; calls: Array<[id: number, method: WriteMethod, args: unknown[]]> } | { t: "close" };
+export type ToWriter = { t: "calls"; calls: Array<[id: number, method: WriteMethod | `${typeof GUEST_PREFIX}${string}`, args: unknown[]]> } | { t: "close" };
 /** worker -> main */
 export type FromWriter =
   | { t: "ready" }
   | { t: "open-failed"; error: WireError }
-  | { t: "results"; results: Array<[id: number, ok: boolean, value: unknown]> }
+  | { t: "results"; results: Array<[id: number, ok: boolean, value: unknown]>; notices?: unknown[] }
   | { t: "closed" };
 
 export interface WireError {
@@ -146,11 +149,19 @@ interface Pending {
  * starts from it as a data: URL. If esbuild is not there, the worker
  * registers tsx itself (slow but equivalent).
  */
-let entry: { url: URL } | { eval: string } | undefined;
+const entries = new Map<string, { url: URL } | { eval: string }>();
 
-function workerEntry(): { url: URL } | { eval: string } {
-  if (entry) return entry;
-  const source = new URL("./sqlite-writer.ts", import.meta.url);
+/**
+ * The plain writer thread; a guest brings its own entry module (writer-host.ts).
+ * A function: this module is also bundled into the thread, where
+ * import.meta.url is a data: URL nothing can be resolved against.
+ */
+const plainWriter = () => new URL("./sqlite-writer.ts", import.meta.url);
+
+function workerEntry(source: URL): { url: URL } | { eval: string } {
+  const known = entries.get(source.href);
+  if (known) return known;
+  let entry: { url: URL } | { eval: string };
   try {
     const require = createRequire(import.meta.url);
     const esbuild = require("esbuild") as typeof import("esbuild");
@@ -174,6 +185,7 @@ function workerEntry(): { url: URL } | { eval: string } {
     const tsx = import.meta.resolve("tsx/esm/api");
     entry = { eval: `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(source.href)}); })` };
   }
+  entries.set(source.href, entry);
   return entry;
 }
 
@@ -194,6 +206,8 @@ function withoutTsxImport(argv: string[]): string[] {
 /** Statistics for the bench: how well calls are batched across the thread boundary. */
 export interface HandOffStats {
   calls: number;
+  /** Of which calls to the thread's guest (the center's hot calls). */
+  guestCalls: number;
   messagesSent: number;
   messagesReceived: number;
 }
@@ -207,10 +221,13 @@ class WriterClient {
   private failure: Error | undefined;
   private closing: Promise<void> | undefined;
   readonly ready: Promise<void>;
-  readonly stats: HandOffStats = { calls: 0, messagesSent: 0, messagesReceived: 0 };
+  readonly stats: HandOffStats = { calls: 0, guestCalls: 0, messagesSent: 0, messagesReceived: 0 };
 
-  constructor(path: string, groupCommit: boolean) {
-    const e = workerEntry();
+  /** Notices the writer's guest sent (writer-host.ts); set by the guest's owner. */
+  onNotices: ((notices: unknown[]) => void) | undefined;
+
+  constructor(path: string, groupCommit: boolean, thread: URL) {
+    const e = workerEntry(thread);
     this.worker = new Worker("url" in e ? e.url : e.eval, {
       eval: "eval" in e,
       workerData: { path, groupCommit },
@@ -231,6 +248,7 @@ class WriterClient {
     this.worker.on("message", (m: FromWriter) => {
       this.stats.messagesReceived++;
       if (m.t === "results") {
+        if (m.notices && m.notices.length > 0) this.onNotices?.(m.notices);
         for (const [id, ok, value] of m.results) {
           const p = this.pending.get(id);
           if (!p) continue;
@@ -266,7 +284,7 @@ class WriterClient {
     this.pending.clear();
   }
 
-  call(method: WriteMethod, args: unknown[]): Promise<unknown> {
+  call(method: WriteMethod | `${typeof GUEST_PREFIX}${string}`, args: unknown[]): Promise<unknown> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closing) return Promise.reject(new Error("ledger is closed"));
     return new Promise((resolve, reject) => {
@@ -275,6 +293,7 @@ class WriterClient {
       if (this.pending.size === 1) this.worker.ref();
       this.outbox.calls.push([id, method, args]);
       this.stats.calls++;
+      if (method.startsWith(GUEST_PREFIX)) this.stats.guestCalls++;
       if (!this.scheduled) {
         this.scheduled = true;
         // Everything asked for in this turn of the event loop (all the
@@ -324,11 +343,14 @@ class WriterClient {
  */
 export class SqliteWorkerLedger extends SqlLedger {
   private readonly writer: WriterClient;
+  /** The writer thread's entry module (the plain writer, or a guest's). */
+  readonly thread: URL;
 
-  constructor(path: string, opts: { groupCommit?: boolean } = {}) {
-    const writer = new WriterClient(path, opts.groupCommit ?? true);
+  constructor(path: string, opts: { groupCommit?: boolean; thread?: URL } = {}) {
+    const writer = new WriterClient(path, opts.groupCommit ?? true, opts.thread ?? plainWriter());
     super("sqlite", new SqliteReaderEngine(path, () => writer.ready));
     this.writer = writer;
+    this.thread = opts.thread ?? plainWriter();
     for (const m of WRITE_METHODS) {
       if (Object.prototype.hasOwnProperty.call(SqliteWorkerLedger.prototype, m)) continue;
       const codec = ARG_CODECS[m];
@@ -344,6 +366,19 @@ export class SqliteWorkerLedger extends SqlLedger {
     const report = (await this.writer.call("protectKeys", ARG_CODECS.protectKeys!.toWire([kek]))) as KeyProtectionReport;
     this.kek = kek;
     return report;
+  }
+
+  /**
+   * A call to the writer thread's guest (when this ledger was opened with a
+   * guest's `thread` entry): batched with the ledger's own calls.
+   */
+  guestCall(name: string, args: unknown[]): Promise<unknown> {
+    return this.writer.call(`${GUEST_PREFIX}${name}`, args);
+  }
+
+  /** Receive the guest's notices (one callback; the last one set wins). */
+  onGuestNotices(cb: (notices: unknown[]) => void): void {
+    this.writer.onNotices = cb;
   }
 
   /** Hand-off counters (calls, messages each way), for the bench. */

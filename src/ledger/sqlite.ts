@@ -30,6 +30,8 @@ export interface SqliteOptions {
    * connection. "inline": both connections in this thread, as before.
    */
   writer?: "worker" | "inline";
+  /** Worker engine only: the writer thread's entry module, when a guest shares the thread (writer-host.ts). */
+  thread?: URL;
   /** Inline engine only: open no read connection (the writer thread never reads outside a transaction). */
   noReader?: boolean;
 }
@@ -367,7 +369,7 @@ export function openSqliteLedger(path: string, opts: Omit<SqliteOptions, "path">
   const writer = opts.writer ?? (path === ":memory:" || env === "inline" ? "inline" : "worker");
   if (writer === "worker") {
     if (path === ":memory:") throw new LedgerError("BAD_CONFIG", "an in-memory SQLite ledger cannot have its writer in another thread");
-    return new SqliteWorkerLedger(path, { groupCommit: opts.groupCommit });
+    return new SqliteWorkerLedger(path, { groupCommit: opts.groupCommit, thread: opts.thread });
   }
   return new SqlLedger("sqlite", new SqliteEngine({ path, ...opts }));
 }

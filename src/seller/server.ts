@@ -8,6 +8,7 @@ import type { SellerConfig } from "./catalog.js";
 import { Seller } from "./seller.js";
 import { sellerService } from "./service.js";
 import { mallPages } from "./web.js";
+import { useNativeHashes } from "../crypto/native-hash.js";
 
 export interface SellerServerOptions {
   config: SellerConfig;
@@ -40,6 +41,7 @@ export interface RunningSeller {
 }
 
 export async function startSellerServer(opts: SellerServerOptions): Promise<RunningSeller> {
+  useNativeHashes();
   const surveys = new SqliteSurveyStore(opts.dataDir ? join(opts.dataDir, "seller.sqlite") : ":memory:");
   const seller = new Seller(opts.config, undefined, surveys);
   const limiter = opts.rateLimits ? createRateLimiterCore({ perCustomer: false, ...opts.rateLimits }) : undefined;

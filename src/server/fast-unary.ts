@@ -63,6 +63,7 @@ import type { HandlerContext } from "@connectrpc/connect";
 import { codeToHttpStatus, codeToString, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { toConnectError } from "./errors.js";
+import { encodingOf, rememberEncoding } from "./encoded.js";
 import type { Logger } from "./log.js";
 
 /** One service's hot methods, served by the fast path. */
@@ -339,6 +340,7 @@ export function createFastUnary(services: readonly FastUnaryService[], options: 
         const body = this.body();
         try {
           input = fromBinary(route.input, body);
+          rememberEncoding(input as object, body);
         } catch (e) {
           // Malformed bytes are the caller's fault (finding F1): INVALID_ARGUMENT,
           // as the Connect path answers them (src/server/malformed-input.ts).
@@ -360,7 +362,7 @@ export function createFastUnary(services: readonly FastUnaryService[], options: 
       logCall(route, started, undefined);
       let bytes: Uint8Array;
       try {
-        bytes = toBinary(route.output, output as never);
+        bytes = encodingOf(output as object) ?? toBinary(route.output, output as never);
       } catch (e) {
         this.fail(new ConnectError(`serialize binary: ${e instanceof Error ? e.message : String(e)}`, Code.Internal));
         return;

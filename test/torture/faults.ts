@@ -8,7 +8,7 @@
  * The center cannot tell a dropped reply from one lost on the wire: the
  * request ran, the wallet just never learned how.
  */
-import type { CallOptions } from "@connectrpc/connect";
+import { Code, ConnectError, type CallOptions } from "@connectrpc/connect";
 import type { Prng } from "./prng.js";
 
 export interface FaultRates {
@@ -33,6 +33,14 @@ export class ReplyLost extends Error {
     super("reply dropped by fault injection");
     this.name = "ReplyLost";
   }
+}
+
+/** Codes that mean "the request may or may not have run": retransmit. */
+export const INDEFINITE: ReadonlySet<Code> = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.Canceled, Code.Aborted, Code.Unknown, Code.Internal]);
+
+/** A failure that says nothing about whether the request ran. */
+export function isIndefinite(e: unknown): boolean {
+  return e instanceof ReplyLost || INDEFINITE.has(ConnectError.from(e).code);
 }
 
 export interface FaultCounters {
@@ -75,7 +83,15 @@ export class Faults {
       if (a.status === "fulfilled" && b.status === "fulfilled" && same) same(a.value, b.value);
       const first = rng.chance(0.5) ? [a, b] : [b, a];
       const ok = first.find((x) => x.status === "fulfilled") as PromiseFulfilledResult<T> | undefined;
-      if (!ok) throw (first[0] as PromiseRejectedResult).reason;
+      if (!ok) {
+        // Both failed. If one copy's fate is unknown (the center died under
+        // it), the other's refusal may be the copy's own doing — a
+        // single-use request (SY1's nonce) refused because its twin had
+        // used it — so the attempt as a whole is a loss, not a refusal.
+        // Found by the long run (SY1 BAD_HASH after a kill, 2026-11-30).
+        const reasons = first.map((x) => (x as PromiseRejectedResult).reason);
+        throw reasons.find(isIndefinite) ?? reasons[0];
+      }
       result = ok.value;
     } else {
       result = await fn(opts);

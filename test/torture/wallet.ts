@@ -32,7 +32,7 @@ import { computeMessageHash, verifyMessageHash } from "../../src/crypto/scrip-au
 import { computeSyncRequestHash, verifySyncReplyHash } from "../../src/crypto/sync-auth.js";
 import { P_COUNT_MAX } from "../../src/protocol/header.js";
 import { errorReason } from "../../src/server/errors.js";
-import { ReplyLost, type Faults } from "./faults.js";
+import { INDEFINITE, ReplyLost, type Faults } from "./faults.js";
 import type { Model, Stats } from "./model.js";
 import type { Prng } from "./prng.js";
 
@@ -114,8 +114,6 @@ class Crashed extends Error {}
 
 type Attempt<T> = { ok: true; v: T } | { ok: false; lost: true; err: unknown } | { ok: false; lost: false; err: ConnectError };
 
-/** Codes that mean "the request may or may not have run": retransmit. */
-const INDEFINITE = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.Canceled, Code.Aborted, Code.Unknown, Code.Internal]);
 
 export class SimWallet {
   readonly walletId: string;

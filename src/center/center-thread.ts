@@ -1,0 +1,55 @@
+/**
+ * Entry module of the ledger's writer thread when the center's hot calls run
+ * there (hot-calls.ts says why). The thread is the plain writer
+ * (writer-host.ts) plus this guest: a PaymentCenter over the thread's own
+ * SqlLedger, answering `start` once and then the six hot calls as bytes.
+ */
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { ConnectError, type HandlerContext } from "@connectrpc/connect";
+import type { SqlLedger } from "../ledger/sql-ledger.js";
+import { hostWriter, type WriterGuest } from "../ledger/writer-host.js";
+import { toConnectError } from "../server/errors.js";
+import { PaymentCenter } from "./center.js";
+import { methodOf, type HotCenterConfig, type HotReply } from "./hot-calls.js";
+import { paymentCenterService } from "./service.js";
+
+type Impl = Record<string, (req: unknown, ctx: HandlerContext) => Promise<unknown>>;
+
+/** The six hot methods read nothing from their context. */
+const NO_CONTEXT = {} as HandlerContext;
+
+class CenterGuest implements WriterGuest {
+  private impl: Impl | undefined;
+  private notices: string[] = [];
+
+  constructor(private readonly ledger: SqlLedger) {}
+
+  async call(name: string, args: unknown[]): Promise<unknown> {
+    if (name === "start") {
+      const center = new PaymentCenter(this.ledger, args[0] as HotCenterConfig);
+      await center.start();
+      center.events.on("settlement", (vendorId: string) => this.notices.push(vendorId));
+      this.impl = paymentCenterService(center) as unknown as Impl;
+      return true;
+    }
+    const m = methodOf(name);
+    if (!this.impl) throw new Error("hot calls used before start");
+    const req = fromBinary(m.input, args[0] as Uint8Array);
+    try {
+      const out = await this.impl[name]!(req, NO_CONTEXT);
+      return { ok: toBinary(m.output, out as never) } satisfies HotReply;
+    } catch (e) {
+      const ce = toConnectError(e);
+      if (ce instanceof ConnectError) return { code: ce.code, message: ce.rawMessage, metadata: [...ce.metadata.entries()] } satisfies HotReply;
+      return { fault: e instanceof Error ? e.message : String(e) } satisfies HotReply;
+    }
+  }
+
+  drainNotices(): unknown[] {
+    const n = this.notices;
+    this.notices = [];
+    return n;
+  }
+}
+
+hostWriter((ledger) => new CenterGuest(ledger));
