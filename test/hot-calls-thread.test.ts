@@ -86,7 +86,7 @@ test("a settlement confirmed on the thread is announced on the event loop at onc
   }
 });
 
-test("startCenterServer on a SQLite path runs the hot calls on the thread; a clock, metrics or hotCallsThread:false keep them on the event loop", async (t) => {
+test("startCenterServer on a SQLite path runs the hot calls on the thread; with metrics too; a clock or hotCallsThread:false keep them on the event loop", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "scripwire-hot-"));
   try {
     const database = join(dir, "center.sqlite");
@@ -96,7 +96,7 @@ test("startCenterServer on a SQLite path runs the hot calls on the thread; a clo
     const cases: Array<[string, Record<string, unknown>, boolean]> = [
       ["default", {}, true],
       ["injected clock", { clock: Date.now }, false],
-      ["metrics port", { metricsPort: 0 }, false],
+      ["metrics port (the thread's ledger writes are reported to the metrics)", { metricsPort: 0 }, true],
       ["hotCallsThread: false", { hotCallsThread: false }, false],
     ];
     for (const [name, extra, expected] of cases) {

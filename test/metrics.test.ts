@@ -6,6 +6,8 @@
  * business counters (issuances, payments, value moved, refusals by reason,
  * live scrips).
  */
+import { centerThread } from "../src/center/hot-calls.js";
+import type { SqliteWorkerLedger } from "../src/ledger/sqlite-worker.js";
 import test from "ava";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -31,10 +33,10 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
   return undefined;
 }
 
-test("a scrape after a flow counts every call on both paths, the ledger and the business", async (t) => {
+for (const hot of [false, true]) test(`a scrape after a flow counts every call on both paths, the ledger and the business${hot ? " (hot calls on the writer thread)" : ""}`, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "scripwire-metrics-"));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const ledger = openSqliteLedger(join(dir, "center.sqlite"));
+  const ledger = openSqliteLedger(join(dir, "center.sqlite"), hot ? { thread: centerThread() } : {});
   const center = await startCenterServer({ ...centerConfig({}), ledger, adminToken: ADMIN_TOKEN, metricsPort: 0 });
   t.teardown(async () => {
     await center.close(500);
@@ -88,6 +90,8 @@ test("a scrape after a flow counts every call on both paths, the ledger and the 
   t.is(sample(text, "scripwire_ledger_commit_seconds_count", { op: "executePayment" }), 1);
   t.true((sample(text, "scripwire_ledger_commit_batch_size_count") ?? 0) > 0);
   t.is(sample(text, "scripwire_ledger_errors_total", { op: "executeIssue" }) ?? 0, 0);
+  // The thread served the hot calls (or not), so the ledger counts above came from where they should.
+  t.is((ledger as SqliteWorkerLedger).handOffStats().guestCalls > 0, hot);
   const other = await fetch(`http://127.0.0.1:${center.metricsPort}/`);
   t.is(other.status, 404);
 });

@@ -10,7 +10,8 @@ import type { SqlLedger } from "../ledger/sql-ledger.js";
 import { hostWriter, type WriterGuest } from "../ledger/writer-host.js";
 import { toConnectError } from "../server/errors.js";
 import { PaymentCenter } from "./center.js";
-import { methodOf, type HotCenterConfig, type HotReply } from "./hot-calls.js";
+import { METERED_LEDGER_WRITES } from "../ledger/ledger.js";
+import { methodOf, type HotNotice, type HotReply, type HotStart } from "./hot-calls.js";
 import { paymentCenterService } from "./service.js";
 
 type Impl = Record<string, (req: unknown, ctx: HandlerContext) => Promise<unknown>>;
@@ -20,15 +21,39 @@ const NO_CONTEXT = {} as HandlerContext;
 
 class CenterGuest implements WriterGuest {
   private impl: Impl | undefined;
-  private notices: string[] = [];
+  private notices: HotNotice[] = [];
 
   constructor(private readonly ledger: SqlLedger) {}
 
+  /** The ledger with its metered writes timed here and reported as notices (as CenterMetrics.meterLedger does on the event loop). */
+  private metered(): SqlLedger {
+    const notices = this.notices;
+    return new Proxy(this.ledger, {
+      get(target, prop, recv) {
+        const v = Reflect.get(target, prop, recv);
+        if (typeof v !== "function") return v;
+        if (!(METERED_LEDGER_WRITES as readonly (string | symbol)[]).includes(prop)) return v.bind(target);
+        return async (...a: unknown[]) => {
+          const t0 = performance.now();
+          let failed = true;
+          try {
+            const r = await (v as (...x: unknown[]) => Promise<unknown>).apply(target, a);
+            failed = false;
+            return r;
+          } finally {
+            notices.push({ t: "write", op: String(prop), seconds: (performance.now() - t0) / 1000, failed });
+          }
+        };
+      },
+    });
+  }
+
   async call(name: string, args: unknown[]): Promise<unknown> {
     if (name === "start") {
-      const center = new PaymentCenter(this.ledger, args[0] as HotCenterConfig);
+      const start = args[0] as HotStart;
+      const center = new PaymentCenter(start.meterWrites ? this.metered() : this.ledger, start.config);
       await center.start();
-      center.events.on("settlement", (vendorId: string) => this.notices.push(vendorId));
+      center.events.on("settlement", (vendorId: string) => this.notices.push({ t: "settlement", vendorId }));
       this.impl = paymentCenterService(center) as unknown as Impl;
       return true;
     }
@@ -46,9 +71,7 @@ class CenterGuest implements WriterGuest {
   }
 
   drainNotices(): unknown[] {
-    const n = this.notices;
-    this.notices = [];
-    return n;
+    return this.notices.splice(0);
   }
 }
 

@@ -32,6 +32,7 @@ import { PaymentCenterService } from "../../gen/scripwire/v1/center_pb.js";
 import type { Ledger } from "../ledger/ledger.js";
 import { SqliteWorkerLedger } from "../ledger/sqlite-worker.js";
 import { encodingOf, rememberEncoding } from "../server/encoded.js";
+import type { CenterMetrics } from "../server/metrics.js";
 import type { CenterConfig, PaymentCenter } from "./center.js";
 
 /** The writer thread's entry module when it hosts the center's hot calls (a function: see sqlite-worker.ts's plainWriter). */
@@ -49,6 +50,15 @@ export type HotReply =
 
 /** What of CenterConfig crosses to the thread (everything but the clock). */
 export type HotCenterConfig = Omit<CenterConfig, "clock">;
+
+/** How the thread's center starts: its config, and whether its ledger writes are timed for the metrics. */
+export interface HotStart {
+  config: HotCenterConfig;
+  meterWrites: boolean;
+}
+
+/** What the thread tells the event loop beside the answers. */
+export type HotNotice = { t: "settlement"; vendorId: string } | { t: "write"; op: string; seconds: number; failed: boolean };
 
 export function hotCenterConfig(c: CenterConfig): HotCenterConfig {
   return {
@@ -79,11 +89,15 @@ export async function startHotCalls(
   ledger: Ledger,
   center: PaymentCenter,
   config: CenterConfig,
+  metrics?: CenterMetrics,
 ): Promise<Record<HotMethod, (req: Message) => Promise<Message>> | undefined> {
   if (!(ledger instanceof SqliteWorkerLedger) || ledger.thread.href !== centerThread().href || config.clock) return undefined;
-  await ledger.guestCall("start", [hotCenterConfig(config)]);
+  await ledger.guestCall("start", [{ config: hotCenterConfig(config), meterWrites: metrics !== undefined } satisfies HotStart]);
   ledger.onGuestNotices((notices) => {
-    for (const vendorId of notices) center.events.emit("settlement", vendorId);
+    for (const n of notices as HotNotice[]) {
+      if (n.t === "settlement") center.events.emit("settlement", n.vendorId);
+      else metrics?.ledgerWrite(n.op, n.seconds, n.failed);
+    }
   });
   const forward = (name: HotMethod) => {
     const m = methodOf(name);

@@ -91,8 +91,8 @@ export interface CenterServerOptions extends CenterConfig {
   /**
    * Run the hot calls (M3, M4, M6, S3, S4, S6) on the SQLite ledger's writer
    * thread, off the event loop (hot-calls.ts). Default true where possible:
-   * a SQLite ledger opened here, no injected clock, no metrics port (the
-   * ledger-write metrics are taken on the event loop).
+   * a SQLite ledger opened here (or one the caller opened with
+   * `thread: centerThread()`) and no injected clock.
    */
   hotCallsThread?: boolean;
 }
@@ -157,7 +157,7 @@ export async function startCenterServer(opts: CenterServerOptions): Promise<Runn
   const sqlitePath = opts.ledger === undefined && !isPostgresUrl(database) ? database : undefined;
   // A ledger others can read is refused before it is opened (the fix is in the message).
   if (sqlitePath) assertPrivateLedgerFiles(sqlitePath);
-  const hotThread = opts.hotCallsThread !== false && sqlitePath !== undefined && opts.clock === undefined && opts.metricsPort === undefined;
+  const hotThread = opts.hotCallsThread !== false && sqlitePath !== undefined && opts.clock === undefined;
   const open = { sqliteThread: hotThread ? centerThread() : undefined };
   const ledger = opts.ledger ?? (opts.createLedger ? await openLedger(database, open) : await openExistingLedger(database, open));
   let kekCreated: string | undefined;
@@ -183,7 +183,7 @@ export async function startCenterServer(opts: CenterServerOptions): Promise<Runn
   const limiter = opts.rateLimits ? createRateLimiterCore(opts.rateLimits) : undefined;
   const service = paymentCenterService(center, { sync: opts.sync });
   // The hot calls go to the writer thread's center when the ledger hosts one.
-  const hot = await startHotCalls(ledger, center, opts);
+  const hot = opts.hotCallsThread === false ? undefined : await startHotCalls(ledger, center, opts, metrics);
   if (hot) Object.assign(service, hot);
   const limited = limiter ? rateLimitService(PaymentCenterService, service, limiter) : service;
   // Counted outside the limiter (a refused call is a call), and the same object serves the router and the fast path.

@@ -13,6 +13,24 @@ import type { Checkpoint } from "./chain.js";
 import type { SealOptions, SealResult } from "./sealer.js";
 import type { KeyEncryptionKeys } from "../crypto/kek.js";
 
+/** Ledger operations that write (one database transaction each) and are timed in the center's metrics (src/server/metrics.ts). */
+export const METERED_LEDGER_WRITES = [
+  "registerCustomer",
+  "initTransaction",
+  "executeIssue",
+  "executePayment",
+  "confirm",
+  "cancel",
+  "replace",
+  "refund",
+  "foldCredits",
+  "createVendor",
+  "addVendorKey",
+  "createCampaign",
+  "fundCampaign",
+  "addKey",
+] as const;
+
 export type Engine = "sqlite" | "postgres";
 
 /** Key families kept by the center. */

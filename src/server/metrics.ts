@@ -25,7 +25,7 @@ import { createServer, type Server } from "node:http";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { CmdType } from "../../gen/scripwire/v1/types_pb.js";
-import type { Ledger } from "../ledger/ledger.js";
+import { METERED_LEDGER_WRITES, type Ledger } from "../ledger/ledger.js";
 import { ERROR_REASON_KEY, toConnectError } from "./errors.js";
 
 /** gRPC's status names, as grpc-ecosystem/go-grpc-prometheus labels them. */
@@ -49,23 +49,6 @@ const CODE_NAMES: Record<number, string> = {
   [Code.Unauthenticated]: "Unauthenticated",
 };
 
-/** Ledger operations that write (one database transaction each). */
-const LEDGER_WRITES = [
-  "registerCustomer",
-  "initTransaction",
-  "executeIssue",
-  "executePayment",
-  "confirm",
-  "cancel",
-  "replace",
-  "refund",
-  "foldCredits",
-  "createVendor",
-  "addVendorKey",
-  "createCampaign",
-  "fundCampaign",
-  "addKey",
-] as const;
 
 export class CenterMetrics {
   readonly registry = new Registry();
@@ -174,6 +157,17 @@ export class CenterMetrics {
     }
   }
 
+  /**
+   * One ledger write finished: timed on the event loop by meterLedger, or on
+   * the writer thread for the hot calls (src/center/hot-calls.ts) and
+   * reported here with the commit's answers.
+   */
+  ledgerWrite(op: string, seconds: number, failed: boolean): void {
+    this.ledgerSeconds.observe({ op }, seconds);
+    if (failed) this.ledgerErrors.inc({ op });
+    else this.completed();
+  }
+
   /** A ledger whose write operations are timed and counted; the same object otherwise. */
   meterLedger<L extends Ledger>(ledger: L): L {
     const m = this;
@@ -181,18 +175,16 @@ export class CenterMetrics {
       get(target, prop, recv) {
         const v = Reflect.get(target, prop, recv);
         if (typeof v !== "function") return v;
-        if (!(LEDGER_WRITES as readonly (string | symbol)[]).includes(prop)) return v.bind(target);
+        if (!(METERED_LEDGER_WRITES as readonly (string | symbol)[]).includes(prop)) return v.bind(target);
         return async (...args: unknown[]) => {
-          const end = m.ledgerSeconds.startTimer({ op: String(prop) });
+          const t0 = performance.now();
+          let failed = true;
           try {
             const r = await (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);
-            m.completed();
+            failed = false;
             return r;
-          } catch (e) {
-            m.ledgerErrors.inc({ op: String(prop) });
-            throw e;
           } finally {
-            end();
+            m.ledgerWrite(String(prop), (performance.now() - t0) / 1000, failed);
           }
         };
       },
