@@ -33,7 +33,7 @@ import { create, fromBinary, toBinary, type DescMessage, type DescService } from
 import { ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
-import { writeFileSync } from "node:fs";
+import { readdirSync, readFileSync as readProc, writeFileSync } from "node:fs";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
@@ -101,13 +101,35 @@ let sealing: SealingLoop | undefined;
 
 const ADMIN_TOKEN = "bench-admin-token-not-secret-0123";
 
+/**
+ * Per-thread scheduler figures (Linux /proc schedstat, ns): the event-loop
+ * thread's CPU, and how long all of this process's threads were runnable
+ * but waiting for a CPU — a server that waits while the machine is not
+ * busy is latency-bound; one that waits a lot shares its cores (the load
+ * generator runs on the same two).
+ */
+function threadTimes(): { mainThreadUs?: number; runqWaitUs?: number } {
+  try {
+    let main = 0;
+    let wait = 0;
+    for (const tid of readdirSync("/proc/self/task")) {
+      const [run, waited] = readProc(`/proc/self/task/${tid}/schedstat`, "utf8").split(" ").map(Number) as [number, number];
+      if (Number(tid) === process.pid) main = run / 1000;
+      wait += waited / 1000;
+    }
+    return { mainThreadUs: main, runqWaitUs: wait };
+  } catch {
+    return {};
+  }
+}
+
 function stats() {
   const c = process.cpuUsage();
   const m = process.memoryUsage();
   const seal = sealing
     ? { sealed: sealing.sealedTotal, sealDelayP50Ms: delayPercentile(sealing.delaysMs, 50), sealDelayP99Ms: delayPercentile(sealing.delaysMs, 99), sealErrors: sealing.errors }
     : {};
-  return { cpuUserUs: c.user, cpuSystemUs: c.system, rssBytes: m.rss, heapUsedBytes: m.heapUsed, ...seal };
+  return { cpuUserUs: c.user, cpuSystemUs: c.system, rssBytes: m.rss, heapUsedBytes: m.heapUsed, ...threadTimes(), ...seal };
 }
 
 const noopImpl = { noop: (req: { payload: Uint8Array }) => create(NoopResponseSchema, { payload: req.payload }) };
@@ -227,6 +249,8 @@ async function clusterPrimary(opts: ServerOptions): Promise<void> {
           cpuSystemUs: sum("cpuSystemUs"),
           rssBytes: sum("rssBytes"),
           heapUsedBytes: sum("heapUsedBytes"),
+          mainThreadUs: sum("mainThreadUs"),
+          runqWaitUs: sum("runqWaitUs"),
           sealed: sealer.sealed,
           sealDelayP50Ms: sealer.sealDelayP50Ms,
           sealDelayP99Ms: sealer.sealDelayP99Ms,

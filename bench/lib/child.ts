@@ -14,6 +14,9 @@ export interface ProcStats {
   cpuSystemUs: number;
   rssBytes: number;
   heapUsedBytes: number;
+  /** Linux: CPU of the event-loop thread, and time the process's threads waited for a CPU (bench/server.ts threadTimes). */
+  mainThreadUs?: number;
+  runqWaitUs?: number;
   /** Centers with a sealing loop: events sealed so far and the sealing delay (commit to seal). */
   sealed?: number;
   sealDelayP50Ms?: number;

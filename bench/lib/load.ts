@@ -63,6 +63,9 @@ export interface LoadResult {
   serverCpuUsPerOp: number;
   /** Server CPU utilisation over the window (1.0 = one core busy). */
   serverCpuCores: number;
+  /** Linux: the event-loop thread's share of serverCpuCores, and cores' worth of time the server's threads waited for a CPU. */
+  serverMainCores?: number;
+  serverRunqWaitCores?: number;
   /** Load generator CPU per call, µs (to show the client was not the bottleneck). */
   clientCpuUsPerCall: number;
   clientCpuCores: number;
@@ -101,6 +104,8 @@ function finish(
     serverCpuUsPerCall: cpu / Math.max(1, rec.calls),
     serverCpuUsPerOp: cpu / Math.max(1, rec.ops),
     serverCpuCores: cpu / 1e6 / ((s1.at - s0.at) / 1000),
+    serverMainCores: s1.mainThreadUs !== undefined && s0.mainThreadUs !== undefined ? (s1.mainThreadUs - s0.mainThreadUs) / 1e6 / ((s1.at - s0.at) / 1000) : undefined,
+    serverRunqWaitCores: s1.runqWaitUs !== undefined && s0.runqWaitUs !== undefined ? (s1.runqWaitUs - s0.runqWaitUs) / 1e6 / ((s1.at - s0.at) / 1000) : undefined,
     clientCpuUsPerCall: ccpu / Math.max(1, rec.calls),
     clientCpuCores: ccpu / 1e6 / seconds,
     serverRssBytes: s1.rssBytes,
