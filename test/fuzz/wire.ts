@@ -164,7 +164,16 @@ export class RawH2 {
   }
 }
 
-function decodeAnswer(framing: Framing, status: number, head: http2.IncomingHttpHeaders, body: Buffer): WireAnswer {
+/** grpc-message is percent-encoded; a server that sent it malformed is reported as such, not a harness crash. */
+export function percentDecoded(m: string): string {
+  try {
+    return decodeURIComponent(m);
+  } catch {
+    return `(grpc-message not percent-decodable) ${m}`;
+  }
+}
+
+export function decodeAnswer(framing: Framing, status: number, head: http2.IncomingHttpHeaders, body: Buffer): WireAnswer {
   if (framing === "grpc" || framing === "grpc-web") {
     let grpcStatus = head["grpc-status"];
     let message = String(head["grpc-message"] ?? "");
@@ -179,14 +188,16 @@ function decodeAnswer(framing: Framing, status: number, head: http2.IncomingHttp
           for (const line of payload.toString().split("\r\n")) {
             const [k, ...v] = line.split(":");
             if (k?.trim().toLowerCase() === "grpc-status") grpcStatus = v.join(":").trim();
-            if (k?.trim().toLowerCase() === "grpc-message") message = decodeURIComponent(v.join(":").trim());
+            // Decoded once, below, like the HTTP/2 trailer (decoding here too
+            // broke on any message holding a "%": the long run, 2026-11-30).
+            if (k?.trim().toLowerCase() === "grpc-message") message = v.join(":").trim();
           }
         }
         off += 5 + len;
       }
     }
     if (grpcStatus === undefined) return { http: status, code: "none", message: `HTTP ${status} without grpc-status` };
-    return { http: status, code: GRPC_CODES[Number(grpcStatus)] ?? "unknown", message: decodeURIComponent(message) };
+    return { http: status, code: GRPC_CODES[Number(grpcStatus)] ?? "unknown", message: percentDecoded(message) };
   }
   if (framing === "connect-stream") {
     // End-of-stream envelope (flag 0x02) carries {"error": {...}} or {}.
