@@ -354,6 +354,7 @@ test("an unreachable center is UnavailableError (exit 4)", async (t) => {
 });
 
 /** Makes the ledger fail `times` executions for one customer, as a crashed database connection would. */
+/** Needs a world started with `hotCallsThread: false`: the faults go into the event loop's center's ledger. */
 function failExecutions(w: World, method: "executeIssue" | "executePayment", customer: bigint, times: number): () => number {
   const ledger = w.center.ledger as unknown as Record<string, (op: ExecuteOp) => Promise<unknown>>;
   const orig = ledger[method]!.bind(ledger);
@@ -369,7 +370,7 @@ function failExecutions(w: World, method: "executeIssue" | "executePayment", cus
 }
 
 test("GM5_4 / PM5_3 server errors are retransmitted with pCount + 1 and then succeed", async (t) => {
-  const w = await startWorld();
+  const w = await startWorld({ hotCallsThread: false });
   t.teardown(() => w.close());
   const lines: string[] = [];
   const wallet = await registered(t, { onProgress: (p) => lines.push(p.message) }, w);
@@ -388,7 +389,7 @@ test("GM5_4 / PM5_3 server errors are retransmitted with pCount + 1 and then suc
 });
 
 test("a center that keeps failing: UnavailableError, the journal is kept, and the next open finishes the payment", async (t) => {
-  const w = await startWorld();
+  const w = await startWorld({ hotCallsThread: false });
   t.teardown(() => w.close());
   const store = new MemoryWalletStore();
   const wallet = await registered(t, { maxRetransmissions: 2 }, w, store);

@@ -42,6 +42,12 @@ export interface WorldOptions {
   redeemThreshold?: bigint;
   /** The center's clock, milliseconds (the seller keeps real time). Default Date.now. */
   clock?: () => number;
+  /**
+   * false: the hot calls stay on the event loop's center, for tests that
+   * inject faults into `center.ledger` (the writer thread's center has a
+   * ledger of its own). Default: as `center serve` runs (on the thread).
+   */
+  hotCallsThread?: boolean;
   /** Offer lifetime the seller signs, seconds. Default 600. */
   offerLifetimeSeconds?: number;
 }
@@ -87,6 +93,7 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
       scripLifetimeSeconds: opts.scripLifetimeSeconds ?? 3600,
       redeemThreshold: { [WORLD_CURRENCY]: opts.redeemThreshold ?? 50n },
       clock: opts.clock,
+      hotCallsThread: opts.hotCallsThread,
       dataDir: dir,
       createLedger: true,
       // Inside the temporary directory so it goes with it (a real center keeps it beside the data directory).
