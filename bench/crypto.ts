@@ -14,6 +14,7 @@
  *   encoding. Custom_Secret derivation (1 HMAC) is cached per customer and
  *   is reported separately.
  */
+import { hashBackend } from "../src/crypto/hash.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { ed25519 } from "@noble/curves/ed25519.js";
@@ -239,10 +240,10 @@ export async function runCrypto(w: World, opts: MicroOptions, onStep: (m: string
   const add = (name: string, fn: () => unknown, note?: string) => cases.push({ name, fn, note });
 
   // --- Scripwire, as the center runs it
-  add("Scripwire center crypto per payment (S3+S4+S6, src/crypto as-is)", paymentCryptoAsIs(w), "10 HMAC-SHA-256 + 2 SHA-256 incl. canonical encoding");
-  add("  same sequence, bench copy (cross-checks the op count)", paymentCryptoWith(w, nobleMac, nobleSha));
+  add(`Scripwire center crypto per payment (S3+S4+S6, src/crypto as the Node center runs it: ${hashBackend().name})`, paymentCryptoAsIs(w), "10 HMAC-SHA-256 + 2 SHA-256 incl. canonical encoding");
+  add("  same sequence with @noble/hashes (the reference; what the browser wallet runs)", paymentCryptoWith(w, nobleMac, nobleSha));
   add("  same, noble HMAC with per-key precomputed state", paymentCryptoWith(w, noblePrekeyedMac(), nobleSha), "candidate change to src/crypto/mac.ts");
-  add("  same, node:crypto createHmac/createHash", paymentCryptoWith(w, nodeMac, nodeSha), "for comparison; DESIGN.md asks for @noble/hashes");
+  add("  same, node:crypto createHmac/createHash (bench copy)", paymentCryptoWith(w, nodeMac, nodeSha), "the backend Node processes use since issue 13 (src/crypto/native-hash.ts)");
 
   // --- where the time goes
   const msg4: MessageHashInput = { code: "PM4_1", contextId: p.order.tranId, pCount: 0, scrip: p.scrip, order: p.order };
