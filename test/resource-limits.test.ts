@@ -218,3 +218,36 @@ test("oversize is answered at once on both paths, and the limits are the documen
     s.close();
   }
 });
+
+test("bytes of requests already answered do not count against the connection: refused oversize bodies cannot throttle it", async (t) => {
+  // Budget 256 KiB; each refused request leaves up to one 64 KiB window of
+  // unread body behind. Before the fix those bytes counted until the body
+  // deadline (here 60 s), so the 6th refused request pushed the connection
+  // over and every later request on it was reset with ENHANCE_YOUR_CALM.
+  const center = await smallLimitsCenter(t, { bufferedRequestBytesPerConnectionMax: 256 * 1024, bodyTimeoutMs: 60_000 });
+  const c = http2.connect(center.url);
+  t.teardown(() => c.destroy());
+  c.on("error", () => {});
+  const statuses: string[] = [];
+  for (let i = 0; i < 12; i++) {
+    // gRPC on the connect-node path, an envelope declaring more than the
+    // 64 KiB message limit: RESOURCE_EXHAUSTED at once, the body never read
+    // (finding F4), the client still writing.
+    const s = c.request(grpcHeaders(REGISTER));
+    s.on("error", () => {});
+    const status = new Promise<string>((resolve) => {
+      s.once("trailers", (h) => resolve(String(h["grpc-status"])));
+      s.once("close", () => resolve(`reset ${s.rstCode}`));
+    });
+    s.write(partialEnvelope(200 * 1024, 60 * 1024));
+    statuses.push(await status);
+  }
+  t.deepEqual(new Set(statuses), new Set(["8"]), "every oversize request is RESOURCE_EXHAUSTED");
+  // A small valid request on the same connection is still served.
+  const ok = c.request({ ":method": "POST", ":path": "/scripwire.v1.PaymentCenterService/GetCenterInfo", "content-type": "application/proto" });
+  const head = new Promise<number>((resolve) => ok.once("response", (h) => resolve(Number(h[":status"]))));
+  const rst = closed(ok);
+  ok.end(Buffer.alloc(0));
+  t.is(await Promise.race([head, rst.then((code) => -code)]), 200, "the connection keeps serving after 12 refused oversize bodies");
+  t.is(center.stack.resources().budgetResets, 0, "no stream was reset for the budget");
+});

@@ -205,8 +205,12 @@ export class ResourceGuard {
   /**
    * Called for every HTTP/2 request before it is dispatched: counts the bytes
    * the peer sends on it against the connection's and the server's budgets
-   * (released when the stream closes) and resets it if its body is not
-   * complete in time.
+   * and resets it if its body is not complete in time. The bytes are released
+   * when the stream closes or, sooner, when its answer has been sent: a
+   * request refused before its body was read (oversize) stays open until the
+   * body deadline, and its unread bytes must not keep counting against the
+   * connection meanwhile — they did, and the ×10 fuzz run's connection was
+   * then reset (ENHANCE_YOUR_CALM) on every request (2026-11-30).
    */
   admitHttp2(req: http2.Http2ServerRequest): void {
     const stream = req.stream;
@@ -219,7 +223,10 @@ export class ResourceGuard {
       this.logger?.info("stream reset", { reason: why, peer: stream.session?.socket?.remoteAddress, path: req.url });
       stream.close(code);
     };
+    let released = false;
     const count = (n: number) => {
+      // After the answer, what the peer still sends is drained, not held.
+      if (released) return;
       held += n;
       this.total += n;
       if (s) s.held += n;
@@ -242,10 +249,21 @@ export class ResourceGuard {
     }, this.limits.bodyTimeoutMs);
     timer.unref();
     req.once("end", () => clearTimeout(timer));
-    stream.once("close", () => {
-      clearTimeout(timer);
+    const release = () => {
+      if (released) return;
+      released = true;
       this.total -= held;
       if (s) s.held -= held;
+      held = 0;
+    };
+    stream.once("close", () => {
+      clearTimeout(timer);
+      release();
+    });
+    // The answer is out: nothing of this request is needed any more.
+    stream.once("finish", () => {
+      release();
+      if (!req.complete && !stream.destroyed) req.resume();
     });
   }
 
