@@ -430,6 +430,10 @@ test.serial("(c) out-of-order calls get the refusal the protocol names", async (
   t.is(await reason(c.s6(o.tranId, c.scrip)), "FailedPrecondition:TRANSACTION_STATE", "S6 before S4");
   t.is(await reason(c.s4(o, { cmd: CmdType.PM4_2 })), "PM5_2:CANCELLED", "cancel before paying");
   t.is(await reason(c.s4(o)), "PM5_2:TRANSACTION_STATE", "pay after cancel");
+  // Found by the x10 run: the S4 cancel's stored PayResponse was replayed to
+  // an S6 undo as a ConfirmPaymentResponse, an INTERNAL "illegal tag".
+  t.is(await reason(c.s6(o.tranId, c.scrip, CmdType.PM6_3)), "FailedPrecondition:TRANSACTION_STATE", "undo at S6 after a cancel at S4");
+  t.is(await reason(c.s4(o, { cmd: CmdType.PM4_2 })), "PM5_2:CANCELLED", "the cancel itself still replays");
   t.is(await reason(c.s3(p)), "Unauthenticated:WRONG_OFFER_KIND", "a permit where an order belongs");
   t.is(await reason(c.m3(o)), "Unauthenticated:WRONG_OFFER_KIND", "an order where a permit belongs");
   const m5 = await c.m4(p.tranId);
@@ -448,6 +452,14 @@ test.serial("(c) out-of-order calls get the refusal the protocol names", async (
   t.is(done.state, TransactionState.CONFIRMED);
   t.is(await reason(c.s4(o2, { scrip: s5.newScrip! })), "PM5_2:TRANSACTION_STATE", "pay a confirmed TranID again with the change");
   t.is(await reason(c.m4(p.tranId, { scrip: s5.newScrip! })), "GM5_3:TRANSACTION_STATE", "issue a confirmed TranID again with a new scrip");
-  totals.inputs += 18;
+  // The reverse: an issuance undone at M6 (GM6_3), then cancelled at M4 (GM4_2).
+  const p3 = (await c.m1("ad-1", "")).permit!;
+  await c.m3(p3);
+  const m5b = await c.m4(p3.tranId, { scrip: s5.newScrip! });
+  t.is(m5b.header?.cmdType, CmdType.GM5_1, m5b.header?.errorReason);
+  const undone = await c.m6(p3.tranId, m5b.newScrip!, CmdType.GM6_3);
+  t.is(undone.state, TransactionState.CANCELLED);
+  t.is(await reason(c.m4(p3.tranId, { scrip: undone.scrip!, cmd: CmdType.GM4_2 })), "GM5_3:TRANSACTION_STATE", "cancel at M4 after an undo at M6");
+  totals.inputs += 23;
   t.true((await w.ledger.audit()).ok);
 });

@@ -126,6 +126,15 @@ function hex(b: Uint8Array): string {
   return Buffer.from(b).toString("hex");
 }
 
+/** The command code in a stored reply's header if it decodes as `schema`, else undefined. */
+function storedReplyCode(schema: GenMessage<Msg>, bytes: Uint8Array): CmdType | undefined {
+  try {
+    return (fromBinary(schema, bytes) as HeaderShape).header?.cmdType;
+  } catch {
+    return undefined;
+  }
+}
+
 /** SHA-256 of the offer's canonical bytes and MAC: what binds a TranID to one exact offer. */
 export function offerHash(o: Offer): Uint8Array {
   return sha256Of(offerInput(o), o.mac);
@@ -490,8 +499,13 @@ export class PaymentCenter {
         if (!tx) return echo(x.codes.rejected, { reason: "UNKNOWN_TRANSACTION", message: x.unknownTransaction });
         if ("reason" in tx) return echo(x.codes.rejected, tx);
         if (cmd === x.cmds.cancel) {
-          const r = await this.cancelTx(spec, tx, scrip, x.schema, (restored) =>
-            echo(x.codes.rejected, { reason: "CANCELLED", message: x.cancelled }, restored),
+          const r = await this.cancelTx(
+            spec,
+            tx,
+            scrip,
+            x.schema,
+            (restored) => echo(x.codes.rejected, { reason: "CANCELLED", message: x.cancelled }, restored),
+            x.codes.rejected,
           );
           if (r === "retry") continue;
           if (r.status === "refused") return echo(x.codes.rejected, { reason: ledgerReason(r.refusal), message: r.detail });
@@ -587,8 +601,17 @@ export class PaymentCenter {
     presented: ScripType,
     schema: GenMessage<R>,
     build: (restored: ScripType | undefined) => R,
+    replyCode: CmdType,
   ): Promise<LedgerResult | "retry"> {
-    if (tx.state === "cancelled" && tx.cancelReply) return { status: "replayed", reply: tx.cancelReply };
+    if (tx.state === "cancelled" && tx.cancelReply) {
+      // The stored answer is replayed only to the step that made it: a
+      // transaction cancelled at S4 (PM4_2, a PayResponse) and then "undone"
+      // at S6 (PM6_3, a ConfirmPaymentResponse), or the reverse, has nothing
+      // left to undo. Decoding one step's reply as the other's was an
+      // INTERNAL "illegal tag" (found by the x10 fuzz run, 2026-11-30).
+      if (storedReplyCode(schema, tx.cancelReply) === replyCode) return { status: "replayed", reply: tx.cancelReply };
+      return { status: "refused", refusal: "TRANSACTION_STATE", detail: "the TranID was already cancelled at the other step; there is nothing left to cancel" };
+    }
     if (tx.state === "confirmed") return { status: "refused", refusal: "TRANSACTION_STATE", detail: "already confirmed; it can no longer be cancelled" };
     const presentedSerial = presented.scrip!.scripId!.serialNumber;
     let restored: { scrip: ScripType; row: ScripRow } | undefined;
@@ -658,7 +681,7 @@ export class PaymentCenter {
         return reply(stateOf(tx), spec.execute.fromReply(fromBinary(spec.execute.schema, tx.executeReply)).newScrip);
       }
       if (cmd === c.cmds.undo) {
-        const r = await this.cancelTx(spec, tx, s, c.schema, (restored) => reply(TransactionState.CANCELLED, restored));
+        const r = await this.cancelTx(spec, tx, s, c.schema, (restored) => reply(TransactionState.CANCELLED, restored), c.code);
         if (r === "retry") continue;
         if (r.status === "refused") throw refusal(ledgerReason(r.refusal), r.detail);
         return this.rehashConfirm(c.code, fromBinary(c.schema, r.reply), cs, q.pCount);
