@@ -387,7 +387,7 @@ async function main(): Promise<void> {
         } else if (!args.skip.has("open")) {
           // One fixed offered load for every target: half of what the center sustains for payments.
           fixedRate = Math.max(30, Math.round((agg["stack.pay"]!.callsPerSec * 0.5) / 10) * 10);
-          for (const key of ["stack.noop", "stack.pay", "loop.pay", "inline.pay", "stack.issue", "grpcjs.noop", "bare.noop", "adapter.noop", "fast.noop", "fast.pay", "async.pay", "fastAsync.pay"]) {
+          for (const key of ["stack.noop", "stack.pay", "loop.pay", "noseal.pay", "inline.pay", "stack.issue", "grpcjs.noop", "bare.noop", "adapter.noop", "fast.noop", "fast.pay", "async.pay", "fastAsync.pay"]) {
             const t = targets.find((x) => x.key === key);
             if (!t) continue;
             step(`open loop at ${fixedRate} calls/s: ${t.label}`);
