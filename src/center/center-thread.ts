@@ -10,7 +10,7 @@ import type { SqlLedger } from "../ledger/sql-ledger.js";
 import { hostWriter, type WriterGuest } from "../ledger/writer-host.js";
 import { toConnectError } from "../server/errors.js";
 import { PaymentCenter } from "./center.js";
-import { METERED_LEDGER_WRITES } from "../ledger/ledger.js";
+import { timedWrites } from "../ledger/ledger.js";
 import { methodOf, type HotNotice, type HotReply, type HotStart } from "./hot-calls.js";
 import { paymentCenterService } from "./service.js";
 
@@ -27,25 +27,7 @@ class CenterGuest implements WriterGuest {
 
   /** The ledger with its metered writes timed here and reported as notices (as CenterMetrics.meterLedger does on the event loop). */
   private metered(): SqlLedger {
-    const notices = this.notices;
-    return new Proxy(this.ledger, {
-      get(target, prop, recv) {
-        const v = Reflect.get(target, prop, recv);
-        if (typeof v !== "function") return v;
-        if (!(METERED_LEDGER_WRITES as readonly (string | symbol)[]).includes(prop)) return v.bind(target);
-        return async (...a: unknown[]) => {
-          const t0 = performance.now();
-          let failed = true;
-          try {
-            const r = await (v as (...x: unknown[]) => Promise<unknown>).apply(target, a);
-            failed = false;
-            return r;
-          } finally {
-            notices.push({ t: "write", op: String(prop), seconds: (performance.now() - t0) / 1000, failed });
-          }
-        };
-      },
-    });
+    return timedWrites(this.ledger, (op, seconds, failed) => this.notices.push({ t: "write", op, seconds, failed }));
   }
 
   async call(name: string, args: unknown[]): Promise<unknown> {

@@ -13,8 +13,18 @@ import type { Checkpoint } from "./chain.js";
 import type { SealOptions, SealResult } from "./sealer.js";
 import type { KeyEncryptionKeys } from "../crypto/kek.js";
 
-/** Ledger operations that write (one database transaction each) and are timed in the center's metrics (src/server/metrics.ts). */
-export const METERED_LEDGER_WRITES = [
+/**
+ * Every Ledger method that writes (one database transaction each). The one
+ * list: the SQLite writer thread runs exactly these (sqlite-worker.ts), and
+ * the metrics time all but the bookkeeping ones (METERED_LEDGER_WRITES).
+ */
+export const LEDGER_WRITE_METHODS = [
+  "migrate",
+  "addKey",
+  "createVendor",
+  "addVendorKey",
+  "createCampaign",
+  "fundCampaign",
   "registerCustomer",
   "initTransaction",
   "executeIssue",
@@ -22,14 +32,49 @@ export const METERED_LEDGER_WRITES = [
   "confirm",
   "cancel",
   "replace",
+  // refunds.ts (issue 14)
   "refund",
+  "claimSyncNonce",
   "foldCredits",
-  "createVendor",
-  "addVendorKey",
-  "createCampaign",
-  "fundCampaign",
-  "addKey",
+  // sealer.ts (issue 16)
+  "seal",
+  // keys at rest (issue 12)
+  "protectKeys",
 ] as const;
+
+export type LedgerWriteMethod = (typeof LEDGER_WRITE_METHODS)[number];
+
+/** Writes the center's metrics time (src/server/metrics.ts): all but schema, nonce, sealing and key-wrapping bookkeeping. */
+export const METERED_LEDGER_WRITES: readonly LedgerWriteMethod[] = LEDGER_WRITE_METHODS.filter(
+  (m) => m !== "migrate" && m !== "claimSyncNonce" && m !== "seal" && m !== "protectKeys",
+);
+
+/**
+ * The same ledger with every metered write timed: `onWrite` gets the
+ * operation, its seconds and whether it threw. Used on the event loop
+ * (CenterMetrics.meterLedger) and on the writer thread for the hot calls
+ * (src/center/center-thread.ts), so both count the same way.
+ */
+export function timedWrites<L extends object>(ledger: L, onWrite: (op: string, seconds: number, failed: boolean) => void): L {
+  return new Proxy(ledger, {
+    get(target, prop, recv) {
+      const v = Reflect.get(target, prop, recv);
+      if (typeof v !== "function") return v;
+      if (!(METERED_LEDGER_WRITES as readonly (string | symbol)[]).includes(prop)) return v.bind(target);
+      return async (...args: unknown[]) => {
+        const t0 = performance.now();
+        let failed = true;
+        try {
+          const r = await (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          failed = false;
+          return r;
+        } finally {
+          onWrite(String(prop), (performance.now() - t0) / 1000, failed);
+        }
+      };
+    },
+  });
+}
 
 export type Engine = "sqlite" | "postgres";
 

@@ -32,34 +32,12 @@ import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { KekError, KeyEncryptionKeys } from "../crypto/kek.js";
-import { LedgerError, SchemaTooNewError, type KeyProtectionReport } from "./ledger.js";
+import { LEDGER_WRITE_METHODS, LedgerError, SchemaTooNewError, type KeyProtectionReport } from "./ledger.js";
 import { SqlLedger } from "./sql-ledger.js";
 import { SqliteReaderEngine } from "./sqlite.js";
 
-/** SqlLedger methods that write, and so run on the writer thread. */
-export const WRITE_METHODS = [
-  "migrate",
-  "addKey",
-  "createVendor",
-  "addVendorKey",
-  "createCampaign",
-  "fundCampaign",
-  "registerCustomer",
-  "initTransaction",
-  "executeIssue",
-  "executePayment",
-  "confirm",
-  "cancel",
-  "replace",
-  // refunds.ts (issue 14)
-  "refund",
-  "claimSyncNonce",
-  "foldCredits",
-  // sealer.ts (issue 16)
-  "seal",
-  // keys at rest (issue 12): the writer wraps new keys with its own copy of the KEKs
-  "protectKeys",
-] as const satisfies readonly (keyof SqlLedger)[];
+/** SqlLedger methods that write, and so run on the writer thread: the ledger's one list. */
+export const WRITE_METHODS = LEDGER_WRITE_METHODS satisfies readonly (keyof SqlLedger)[];
 
 export type WriteMethod = (typeof WRITE_METHODS)[number];
 

@@ -87,28 +87,16 @@ useNativeHashes();
     }
     for (const [id, method, args] of m.calls) {
       inFlight++;
-      if (guest && method.startsWith(GUEST_PREFIX)) {
-        let g: Promise<unknown>;
-        try {
-          g = guest.call(method.slice(GUEST_PREFIX.length), args);
-        } catch (e) {
-          answer(id, false, toWireError(e));
-          continue;
-        }
-        g.then(
-          (v) => answer(id, true, v),
-          (e: unknown) => answer(id, false, toWireError(e)),
-        );
-        continue;
-      }
-      if (!allowed.has(method)) {
-        answer(id, false, toWireError(new Error(`not a ledger write method: ${String(method)}`)));
-        continue;
-      }
       let p: Promise<unknown>;
       try {
-        const codec = ARG_CODECS[method as WriteMethod];
-        p = (ledger[method as WriteMethod] as (...a: unknown[]) => Promise<unknown>).apply(ledger, codec ? codec.fromWire(args) : args);
+        if (guest && method.startsWith(GUEST_PREFIX)) {
+          p = guest.call(method.slice(GUEST_PREFIX.length), args);
+        } else if (!allowed.has(method)) {
+          throw new Error(`not a ledger write method: ${String(method)}`);
+        } else {
+          const codec = ARG_CODECS[method as WriteMethod];
+          p = (ledger[method as WriteMethod] as (...a: unknown[]) => Promise<unknown>).apply(ledger, codec ? codec.fromWire(args) : args);
+        }
       } catch (e) {
         answer(id, false, toWireError(e));
         continue;

@@ -25,7 +25,7 @@ import { createServer, type Server } from "node:http";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { CmdType } from "../../gen/scripwire/v1/types_pb.js";
-import { METERED_LEDGER_WRITES, type Ledger } from "../ledger/ledger.js";
+import { timedWrites, type Ledger } from "../ledger/ledger.js";
 import { ERROR_REASON_KEY, toConnectError } from "./errors.js";
 
 /** gRPC's status names, as grpc-ecosystem/go-grpc-prometheus labels them. */
@@ -170,25 +170,7 @@ export class CenterMetrics {
 
   /** A ledger whose write operations are timed and counted; the same object otherwise. */
   meterLedger<L extends Ledger>(ledger: L): L {
-    const m = this;
-    return new Proxy(ledger, {
-      get(target, prop, recv) {
-        const v = Reflect.get(target, prop, recv);
-        if (typeof v !== "function") return v;
-        if (!(METERED_LEDGER_WRITES as readonly (string | symbol)[]).includes(prop)) return v.bind(target);
-        return async (...args: unknown[]) => {
-          const t0 = performance.now();
-          let failed = true;
-          try {
-            const r = await (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);
-            failed = false;
-            return r;
-          } finally {
-            m.ledgerWrite(String(prop), (performance.now() - t0) / 1000, failed);
-          }
-        };
-      },
-    });
+    return timedWrites(ledger, (op, seconds, failed) => this.ledgerWrite(op, seconds, failed));
   }
 }
 
