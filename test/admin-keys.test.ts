@@ -46,8 +46,10 @@ test("admin calls need the bearer token", async (t) => {
   t.deepEqual((await admin.audit({})).problems, []);
 });
 
-test("rotated certificate, Custom_Secret and vendor keys: new generations sign, old ones verify", async (t) => {
-  const w = await realWorld();
+// With the hot calls on the writer thread (as `center serve` runs), the
+// thread's own key ring must sign with a rotated generation from the next call.
+for (const hotThread of [false, true]) test(`rotated certificate, Custom_Secret and vendor keys: new generations sign, old ones verify${hotThread ? " (hot calls on the writer thread)" : ""}`, async (t) => {
+  const w = await realWorld({ hotThread });
   t.teardown(() => w.close());
   const admin = createClient(CenterAdminService, createTransport(w.centerServer.url, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }));
   const a = new RawCustomer(w.centerTransport, w.sellerTransport);

@@ -21,6 +21,7 @@ const NO_CONTEXT = {} as HandlerContext;
 
 class CenterGuest implements WriterGuest {
   private impl: Impl | undefined;
+  private center: PaymentCenter | undefined;
   private notices: HotNotice[] = [];
 
   constructor(private readonly ledger: SqlLedger) {}
@@ -37,6 +38,11 @@ class CenterGuest implements WriterGuest {
       await center.start();
       center.events.on("settlement", (vendorId: string) => this.notices.push({ t: "settlement", vendorId }));
       this.impl = paymentCenterService(center) as unknown as Impl;
+      this.center = center;
+      return true;
+    }
+    if (name === "reload-keys") {
+      await this.center?.keys.reloadAll();
       return true;
     }
     const m = methodOf(name);

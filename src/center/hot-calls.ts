@@ -93,6 +93,10 @@ export async function startHotCalls(
 ): Promise<Record<HotMethod, (req: Message) => Promise<Message>> | undefined> {
   if (!(ledger instanceof SqliteWorkerLedger) || ledger.thread.href !== centerThread().href || config.clock) return undefined;
   await ledger.guestCall("start", [{ config: hotCenterConfig(config), meterWrites: metrics !== undefined } satisfies HotStart]);
+  // A rotation on the event loop (RotateKeys) reaches the thread's key ring before it answers.
+  center.keys.afterRotate = async () => {
+    await ledger.guestCall("reload-keys", []);
+  };
   ledger.onGuestNotices((notices) => {
     for (const n of notices as HotNotice[]) {
       if (n.t === "settlement") center.events.emit("settlement", n.vendorId);

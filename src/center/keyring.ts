@@ -115,6 +115,19 @@ export class KeyRing {
     return this.center!;
   }
 
+  /**
+   * Called after a rotation here, before RotateKeys answers: the center's
+   * hot calls on the writer thread (hot-calls.ts) hold a key ring of their
+   * own, which must sign with the new generation from the next call on, not
+   * from its next miss.
+   */
+  afterRotate: ((kind: KeyKind) => Promise<void>) | undefined;
+
+  /** Load every generation again (another key ring in this process rotated). */
+  async reloadAll(): Promise<void> {
+    this.install(await this.ledger.listKeys());
+  }
+
   async rotate(kind: KeyKind): Promise<number> {
     for (;;) {
       this.install(await this.ledger.listKeys());
@@ -122,6 +135,7 @@ export class KeyRing {
       const key = kind === "center-x25519" ? x25519.utils.randomSecretKey() : kind === "checkpoint-ed25519" ? ed25519.utils.randomSecretKey() : new Uint8Array(randomBytes(32));
       if (await this.ledger.addKey({ kind, secretId: next, key, createdAt: Date.now() })) {
         this.install(await this.ledger.listKeys());
+        await this.afterRotate?.(kind);
         return next;
       }
     }
