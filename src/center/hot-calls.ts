@@ -76,9 +76,13 @@ export function methodOf(name: string) {
   return m as { input: DescMessage; output: DescMessage };
 }
 
-/** Exactly the message's bytes: a view into a bigger buffer would clone all of it. */
+/**
+ * Exactly the message's bytes: a view into a bigger buffer (an HTTP/2 read)
+ * would clone all of that buffer. `new Uint8Array(view)` copies; a Buffer's
+ * own `slice()` would not (it returns a view).
+ */
 function exact(b: Uint8Array): Uint8Array {
-  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : b.slice();
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : new Uint8Array(b);
 }
 
 /**

@@ -5,7 +5,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { loadGatewayConfig } from "../gateway/config.js";
 import { startGateway } from "../gateway/gateway.js";
-import { EXIT, print, UsageError, type Command } from "./options.js";
+import { EXIT, print, UsageError, waitForSignal, type Command } from "./options.js";
 
 export const gatewayServe: Command = {
   usage: "scripwire gateway serve --config <gateway.json> [--host h] [--port p]",
@@ -45,16 +45,7 @@ export const gatewayServe: Command = {
       { url: gw.url, port: gw.port, upstream: config.upstream.href, routes: config.routes.map((r) => r.id) },
       `gateway listening on ${gw.url} in front of ${config.upstream.href} (${config.routes.length} priced route${config.routes.length === 1 ? "" : "s"})`,
     );
-    await new Promise<void>((resolve) => {
-      const stop = () => {
-        process.off("SIGINT", stop);
-        process.off("SIGTERM", stop);
-        resolve();
-      };
-      process.on("SIGINT", stop);
-      process.on("SIGTERM", stop);
-    });
-    await gw.close();
+    await waitForSignal(() => gw.close());
     return EXIT.OK;
   },
 };

@@ -22,7 +22,7 @@ import { startSellerServer } from "../seller/server.js";
 import { checkAdminToken, WeakAdminTokenError } from "../server/admin-guard.js";
 import { parseCorsOrigins } from "../server/http-extras.js";
 import { assertPrivateLedgerFiles, defaultKekFile, loadKek, retireOldKeks, rotateKekFile, type KekSource } from "../center/kek-store.js";
-import { EXIT, helpText, Options, parseArgs, print, UsageError, type Command, type OptionSpec } from "./options.js";
+import { EXIT, helpText, Options, parseArgs, print, UsageError, waitForSignal, type Command, type OptionSpec } from "./options.js";
 
 // Every Node command hashes with OpenSSL (src/crypto/hash.ts says why; the bytes are the same).
 useNativeHashes();
@@ -526,18 +526,6 @@ function tlsFrom(o: Options): { cert: Buffer; key: Buffer } | undefined {
   return { cert: read(cert, "--tls-cert"), key: read(key, "--tls-key") };
 }
 
-async function waitForSignal(close: () => Promise<void>): Promise<void> {
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
-      resolve();
-    };
-    process.on("SIGINT", stop);
-    process.on("SIGTERM", stop);
-  });
-  await close();
-}
 
 async function loadGroup(name: string): Promise<Record<string, Command> | undefined> {
   switch (name) {

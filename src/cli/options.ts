@@ -222,3 +222,17 @@ export interface Command {
   positionals?: number;
   run(o: Options): Promise<number>;
 }
+
+/** Serve until SIGINT or SIGTERM, then close (every `serve` command). */
+export async function waitForSignal(close: () => Promise<void>): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      resolve();
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
+  await close();
+}

@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { DeliveryMethod } from "../../gen/scripwire/v1/types_pb.js";
 import { I64_MAX } from "../money.js";
 import type { OfferSigner } from "../seller/offers.js";
+import { vendorIdentity } from "../seller/catalog.js";
 import { isRefusal, normalizeTarget } from "./path.js";
 
 /** Default receipt lifetime: an hour of access per payment. */
@@ -174,12 +175,7 @@ export function parseGatewayConfig(raw: any): GatewayConfig {
   return {
     upstream,
     vendorId,
-    identity: {
-      dnsName: raw.identity?.dnsName ?? "localhost",
-      ipAddr: raw.identity?.ipAddr ?? "",
-      serverName: raw.identity?.serverName ?? vendorId,
-      port: Number(raw.identity?.port ?? 0),
-    },
+    identity: vendorIdentity(raw.identity, vendorId),
     vendorKeys,
     offerLifetimeSeconds: posInt(raw.offerLifetimeSeconds, "offerLifetimeSeconds", 600),
     routes,

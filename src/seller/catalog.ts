@@ -84,6 +84,17 @@ const KINDS: Record<string, CampaignItemKind> = {
 };
 
 /** Parses a seller config object (as read from JSON). */
+/** A vendor's identity from a config file's `identity` object, with the defaults both the seller and the gateway use. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function vendorIdentity(identity: any, vendorId: string): SellerConfig["identity"] {
+  return {
+    dnsName: identity?.dnsName ?? "localhost",
+    ipAddr: identity?.ipAddr ?? "",
+    serverName: identity?.serverName ?? vendorId,
+    port: Number(identity?.port ?? 0),
+  };
+}
+
 export function parseSellerConfig(raw: any): SellerConfig {
   only(raw, FIELDS.top, "seller config");
   only(raw.identity, FIELDS.identity, "identity");
@@ -145,12 +156,7 @@ export function parseSellerConfig(raw: any): SellerConfig {
   }
   return {
     vendorId,
-    identity: {
-      dnsName: raw.identity?.dnsName ?? "localhost",
-      ipAddr: raw.identity?.ipAddr ?? "",
-      serverName: raw.identity?.serverName ?? vendorId,
-      port: Number(raw.identity?.port ?? 0),
-    },
+    identity: vendorIdentity(raw.identity, vendorId),
     vendorKeys: keys,
     offerLifetimeSeconds: Number(raw.offerLifetimeSeconds ?? 600),
     catalog,
