@@ -106,7 +106,7 @@ function parseArgs(argv: string[]) {
         "  --full      long samples, scale up to 10^7 scrips, transport experiments",
         "  --out FILE  also write the JSON results to FILE",
         "  --profile   write a CPU profile of the center while it serves payments, and summarise it",
-        "  --experiments  also run the candidate fixes (fast path, logging off, group commit off, async fdatasync) in --quick",
+        "  --experiments  also run the candidate fixes and earlier befores (fast path, logging off, group commit off, inline writer, 2 processes) in --quick",
         "  --rounds N  interleaved measurement rounds per target",
         "  --seconds S measured seconds per phase",
         "  --skip LIST comma list of sections to skip: crypto,wallet,throughput,open,scale,gateway,postgres",
@@ -161,7 +161,7 @@ function fsyncProbeUs(dir: string): number {
 
 // ------------------------------------------------------------------ targets
 
-type ServerKey = "center" | "center2" | "centerLoop" | "centerInline" | "centerNoSeal" | "grpcjs" | "bare" | "adapter" | "grpcjsCenter" | "centerQuiet" | "fast" | "compat" | "centerNoGroup" | "centerAsync" | "fastAsync";
+type ServerKey = "center" | "center2" | "centerLoop" | "centerInline" | "centerNoSeal" | "centerCommitSync" | "centerDecoded" | "grpcjs" | "bare" | "adapter" | "grpcjsCenter" | "centerQuiet" | "fast" | "compat" | "centerNoGroup";
 type Kind = "noop" | "pay" | "issue";
 
 interface Target {
@@ -178,10 +178,13 @@ const TARGETS: Target[] = [
   { key: "stack.pay", label: "payment S3+S4+S6, project stack (Connect)", server: "center", kind: "pay", protocol: "connect" },
   { key: "loop.pay", label: "payment, project stack, hot calls on the event loop, writer thread alone (before)", server: "centerLoop", kind: "pay", protocol: "connect" },
   { key: "procs2.pay", label: "payment, PROTOTYPE 2 center processes on one SQLite ledger (node:cluster)", server: "center2", kind: "pay", protocol: "connect", experiment: true },
+  // Before/after for the third session: the WAL's fsync inside COMMIT on the writer thread; hot calls decoded on the event loop.
+  { key: "commitSync.pay", label: "payment, project stack, WAL fsync inside COMMIT on the writer thread (before)", server: "centerCommitSync", kind: "pay", protocol: "connect" },
+  { key: "decoded.pay", label: "payment, project stack, hot calls decoded and re-encoded on the event loop (before)", server: "centerDecoded", kind: "pay", protocol: "connect" },
   { key: "noseal.pay", label: "payment, project stack, journal sealing OFF (no triggers, no sealer)", server: "centerNoSeal", kind: "pay", protocol: "connect" },
   { key: "stack.issue", label: "issuance M3+M4+M6, project stack (Connect)", server: "center", kind: "issue", protocol: "connect" },
   // Before/after for the ledger writer thread: the same center with its SQLite writer on the event loop.
-  { key: "inline.pay", label: "payment, project stack, ledger writer INLINE on the event loop (before)", server: "centerInline", kind: "pay", protocol: "connect" },
+  { key: "inline.pay", label: "payment, project stack, ledger writer INLINE on the event loop (before)", server: "centerInline", kind: "pay", protocol: "connect", experiment: true },
   { key: "grpcjs.noop", label: "no-op, plain @grpc/grpc-js", server: "grpcjs", kind: "noop", protocol: "grpc" },
   { key: "bare.noop", label: "no-op, bare node:http2 responder", server: "bare", kind: "noop", protocol: "connect" },
   { key: "adapter.noop", label: "no-op, connectNodeAdapter without the stack", server: "adapter", kind: "noop", protocol: "connect" },
@@ -197,8 +200,6 @@ const TARGETS: Target[] = [
   { key: "quiet.noop", label: "no-op, stack with SCRIPWIRE_LOG=silent", server: "centerQuiet", kind: "noop", protocol: "connect", experiment: true },
   { key: "quiet.pay", label: "payment, stack with SCRIPWIRE_LOG=silent", server: "centerQuiet", kind: "pay", protocol: "connect", experiment: true },
   { key: "nogroup.pay", label: "payment, stack, SQLite group commit off", server: "centerNoGroup", kind: "pay", protocol: "connect", experiment: true },
-  { key: "async.pay", label: "payment, stack, PROTOTYPE fdatasync off the event loop", server: "centerAsync", kind: "pay", protocol: "connect", experiment: true },
-  { key: "fastAsync.pay", label: "payment, PROTOTYPE fast path + fdatasync off the loop", server: "fastAsync", kind: "pay", protocol: "connect", experiment: true },
 ];
 
 interface Aggregate {
@@ -318,6 +319,8 @@ async function main(): Promise<void> {
         centerLoop: { mode: "stack-center", hotCalls: false, db: db("center-loop") },
         centerInline: { mode: "stack-center", db: db("center-inline"), env: { SCRIPWIRE_SQLITE_WRITER: "inline" } },
         centerNoSeal: { mode: "stack-center", db: db("center-noseal"), sealing: false },
+        centerCommitSync: { mode: "stack-center", db: db("center-commitsync"), env: { SCRIPWIRE_SQLITE_SYNC: "commit" } },
+        centerDecoded: { mode: "stack-center", db: db("center-decoded"), rawHotCalls: false },
         centerQuiet: { mode: "stack-center", db: db("center-quiet"), env: { SCRIPWIRE_LOG: "silent" } },
         grpcjsCenter: { mode: "grpcjs-center", db: db("grpcjs-center") },
         grpcjs: { mode: "grpcjs-noop" },
@@ -326,8 +329,6 @@ async function main(): Promise<void> {
         fast: { mode: "fast-center", db: db("fast-center") },
         compat: { mode: "h2-compat" },
         centerNoGroup: { mode: "stack-center", db: db("center-nogroup"), groupCommit: false },
-        centerAsync: { mode: "stack-center", db: db("center-async"), engine: "async-durable" },
-        fastAsync: { mode: "fast-center", db: db("fast-async"), engine: "async-durable" },
       };
       step(`section 2+3: starting ${needed.size} server processes (${[...needed].map((k) => serverOpts[k].mode).join(", ")})`);
       const children = new Map<ServerKey, { child: ServerChild; client: H2Client; wallets: LoadWallet[] }>();
@@ -335,7 +336,7 @@ async function main(): Promise<void> {
         await Promise.all(
           [...needed].map(async (k) => {
             const o = serverOpts[k];
-            const child = await ServerChild.start({ mode: o.mode as ServerMode, dbPath: o.db?.(), groupCommit: o.groupCommit, engine: o.engine, sealing: o.sealing, processes: o.processes, hotCalls: o.hotCalls }, { env: o.env });
+            const child = await ServerChild.start({ mode: o.mode as ServerMode, dbPath: o.db?.(), groupCommit: o.groupCommit, sealing: o.sealing, processes: o.processes, hotCalls: o.hotCalls, rawHotCalls: o.rawHotCalls }, { env: o.env });
             const client = new H2Client(child.url, mode.connections);
             await client.connect();
             children.set(k, { child, client, wallets: bench.wallets() });
@@ -387,7 +388,7 @@ async function main(): Promise<void> {
         } else if (!args.skip.has("open")) {
           // One fixed offered load for every target: half of what the center sustains for payments.
           fixedRate = Math.max(30, Math.round((agg["stack.pay"]!.callsPerSec * 0.5) / 10) * 10);
-          for (const key of ["stack.noop", "stack.pay", "loop.pay", "noseal.pay", "inline.pay", "stack.issue", "grpcjs.noop", "bare.noop", "adapter.noop", "fast.noop", "fast.pay", "async.pay", "fastAsync.pay"]) {
+          for (const key of ["stack.noop", "stack.pay", "loop.pay", "commitSync.pay", "decoded.pay", "noseal.pay", "inline.pay", "stack.issue", "grpcjs.noop", "bare.noop", "adapter.noop", "fast.noop", "fast.pay"]) {
             const t = targets.find((x) => x.key === key);
             if (!t) continue;
             step(`open loop at ${fixedRate} calls/s: ${t.label}`);
@@ -591,8 +592,6 @@ async function main(): Promise<void> {
     exp("quiet.pay", "stack.pay", "logging off, payment");
     exp("quiet.noop", "stack.noop", "logging off, no-op");
     exp("nogroup.pay", "stack.pay", "group commit off, payment");
-    exp("async.pay", "stack.pay", "fdatasync off the event loop, payment");
-    exp("fastAsync.pay", "stack.pay", "fast path + fdatasync off the loop, payment");
     exp("stack.pay.grpc", "stack.pay", "gRPC instead of Connect, payment");
     if (a("fast.pay") && a("fast.noop")) {
       ratios["fast path: protocol calls/s ÷ fast-path no-op calls/s"] = a("fast.pay")!.callsPerSec / a("fast.noop")!.callsPerSec;
@@ -640,6 +639,17 @@ async function main(): Promise<void> {
       ratios["ledger writer thread: server CPU/call after ÷ before"] = payA.serverCpuUsPerCall / a("inline.pay")!.serverCpuUsPerCall;
       if (open["stack.pay"] && open["inline.pay"]) ratios["ledger writer thread: p99/call at half load after ÷ before"] = open["stack.pay"].callLatency.p99Us / open["inline.pay"].callLatency.p99Us;
     }
+    for (const [k, what] of [
+      ["commitSync.pay", "WAL fsync off the writer thread (before: inside COMMIT)"],
+      ["decoded.pay", "hot-call bytes undecoded on the event loop (before: decoded and re-encoded)"],
+    ] as const) {
+      const b = a(k);
+      if (!b || !payA) continue;
+      ratios[`${what}: payment calls/s after ÷ before`] = payA.callsPerSec / b.callsPerSec;
+      ratios[`${what}: server CPU/call after ÷ before`] = payA.serverCpuUsPerCall / b.serverCpuUsPerCall;
+      if (payA.serverMainCores !== undefined && b.serverMainCores !== undefined) ratios[`${what}: event-loop CPU per call after ÷ before`] = payA.serverMainCores / payA.callsPerSec / (b.serverMainCores / b.callsPerSec);
+      if (open["stack.pay"] && open[k]) ratios[`${what}: p99/call at half load after ÷ before`] = open["stack.pay"].callLatency.p99Us / open[k].callLatency.p99Us;
+    }
     if (a("loop.pay") && payA) {
       ratios["hot calls on the writer thread: payment calls/s after ÷ before (hot calls on the event loop)"] = payA.callsPerSec / a("loop.pay")!.callsPerSec;
       ratios["hot calls on the writer thread: server CPU/call after ÷ before"] = payA.serverCpuUsPerCall / a("loop.pay")!.serverCpuUsPerCall;
@@ -664,7 +674,7 @@ async function main(): Promise<void> {
         met: true,
       });
     }
-    goals.push({ goal: "durability: every figure with fsync before reply", target: "yes", value: "SQLite WAL synchronous=FULL, reply after COMMIT; PostgreSQL synchronous_commit=on", met: true });
+    goals.push({ goal: "durability: every figure with fsync before reply", target: "yes", value: "SQLite WAL: every reply and read after the fdatasync of the WAL covering its commit (on the thread pool, or inside COMMIT with SCRIPWIRE_SQLITE_SYNC=commit); PostgreSQL synchronous_commit=on", met: true });
     if (pgReport?.oneCenter && pgReport.twoCenters) {
       ratios["PostgreSQL payments/s: two centers ÷ one center"] = pgReport.twoCenters.paymentsPerSec / pgReport.oneCenter.paymentsPerSec;
       if (payA) ratios["PostgreSQL payments/s (one center) ÷ SQLite payments/s"] = pgReport.oneCenter.paymentsPerSec / payA.opsPerSec;

@@ -51,7 +51,6 @@ import type { Ledger } from "../src/ledger/ledger.js";
 import { sniffConnection } from "../src/server/protocol-sniff.js";
 import { createServerStack, DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_MESSAGE_BYTES } from "../src/server/stack.js";
 import { createUnaryFastPath } from "./lib/fastpath.js";
-import { openAsyncDurableSqliteLedger } from "./lib/sqlite-async-durable.js";
 import { CENTER_CONFIG } from "./world.js";
 import Database from "better-sqlite3";
 import { delayPercentile, SealingLoop } from "../src/center/sealing.js";
@@ -71,8 +70,6 @@ export interface ServerOptions {
   dbPath?: string;
   /** SQLite group commit (default true, as the center runs it). */
   groupCommit?: boolean;
-  /** "async-durable": PROTOTYPE engine with fdatasync off the event loop (bench/lib/sqlite-async-durable.ts). */
-  engine?: "default" | "async-durable";
   /** stack-center: serve the center's hot calls on the stack's unary fast path, as src/center/server.ts does (default true). */
   fastPath?: boolean;
   /**
@@ -94,6 +91,13 @@ export interface ServerOptions {
    * false = the writer thread alone, hot calls on the event loop (before).
    */
   hotCalls?: boolean;
+  /**
+   * stack-center with hot calls on the thread: the fast path hands their
+   * wire bytes across undecoded, as startCenterServer does without rate
+   * limits and metrics; default true. false = decoded on the event loop
+   * and re-encoded from the remembered bytes (before).
+   */
+  rawHotCalls?: boolean;
 }
 
 /** Set when the center runs a sealing loop: its delays go out with the stats. */
@@ -149,11 +153,9 @@ async function openCenter(opts: ServerOptions): Promise<{ center: PaymentCenter;
     db.close();
   }
   const ledger =
-    opts.engine === "async-durable"
-      ? openAsyncDurableSqliteLedger(opts.dbPath)
-      : opts.groupCommit === false
-        ? openSqliteLedger(opts.dbPath, { groupCommit: false })
-        : await openLedger(opts.dbPath, { sqliteThread: opts.mode === "stack-center" && opts.hotCalls !== false ? centerThread() : undefined });
+    opts.groupCommit === false
+      ? openSqliteLedger(opts.dbPath, { groupCommit: false })
+      : await openLedger(opts.dbPath, { sqliteThread: opts.mode === "stack-center" && opts.hotCalls !== false ? centerThread() : undefined });
   const center = new PaymentCenter(ledger, CENTER_CONFIG);
   await center.start();
   if (opts.sealing !== false && (cluster.isPrimary || process.env.SCRIPWIRE_PROCESS_INDEX === "0")) {
@@ -282,12 +284,15 @@ async function main(): Promise<void> {
       const paymentImpl = paymentCenterService(center);
       // As startCenterServer: the hot calls go to the writer thread's center when the ledger hosts one.
       const hot = await startHotCalls(ledger, center, CENTER_CONFIG);
-      if (hot) Object.assign(paymentImpl, hot);
+      if (hot) Object.assign(paymentImpl, hot.methods);
       const stack = createServerStack({
         services: [PaymentCenterService, CenterAdminService, NoopService, BenchControlService],
         // Exactly as src/center/server.ts: the six payment/issuance calls on
         // the fast path; the bench's NoopService stays on the normal path.
-        fastUnary: opts.fastPath === false ? undefined : [{ service: PaymentCenterService, impl: paymentImpl, methods: CENTER_FAST_METHODS }],
+        fastUnary:
+          opts.fastPath === false
+            ? undefined
+            : [{ service: PaymentCenterService, impl: paymentImpl, methods: CENTER_FAST_METHODS, raw: opts.rawHotCalls === false ? undefined : hot?.raw }],
         // The load generator keeps one connection per server for the whole run; a
         // server used by a single target sits idle between rounds for longer than
         // the stack's 30 s idle limit, which would close it under the bench.

@@ -86,20 +86,21 @@ test("a settlement confirmed on the thread is announced on the event loop at onc
   }
 });
 
-test("startCenterServer on a SQLite path runs the hot calls on the thread; with metrics too; a clock or hotCallsThread:false keep them on the event loop", async (t) => {
+test("startCenterServer on a SQLite path runs the hot calls on the thread; with metrics too; a clock or hotCallsThread:false keep them on the event loop; bytes cross undecoded unless limits or metrics need the message", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "scripwire-hot-"));
   try {
     const database = join(dir, "center.sqlite");
     const l = await openLedger(database);
     await initLedger(l, database);
     await l.close();
-    const cases: Array<[string, Record<string, unknown>, boolean]> = [
-      ["default", {}, true],
-      ["injected clock", { clock: Date.now }, false],
-      ["metrics port (the thread's ledger writes are reported to the metrics)", { metricsPort: 0 }, true],
-      ["hotCallsThread: false", { hotCallsThread: false }, false],
+    const cases: Array<[string, Record<string, unknown>, boolean, boolean]> = [
+      ["default", {}, true, true],
+      ["injected clock", { clock: Date.now }, false, false],
+      ["metrics port (the thread's ledger writes are reported to the metrics)", { metricsPort: 0 }, true, false],
+      ["rate limits (they read the customer from the decoded request)", { rateLimits: { perCustomer: { ratePerSecond: 100, burst: 200 }, perAddress: { ratePerSecond: 100, burst: 200 } } }, true, false],
+      ["hotCallsThread: false", { hotCallsThread: false }, false, false],
     ];
-    for (const [name, extra, expected] of cases) {
+    for (const [name, extra, expected, undecoded] of cases) {
       const s = await startCenterServer({ ...centerConfig({}), database, kek: false, adminToken: "test-admin-token-0123456789", ...extra });
       try {
         const ledger = s.ledger as SqliteWorkerLedger;
@@ -108,6 +109,8 @@ test("startCenterServer on a SQLite path runs the hot calls on the thread; with 
         // An M3 with a bogus permit is refused by whichever center serves it; it still counts as a hot call.
         await t.throwsAsync(c.center.initIssue({}));
         t.is(ledger.handOffStats().guestCalls > 0, expected, name);
+        t.true(s.stack.fastUnaryServed() > 0, `${name}: the fast path took the call`);
+        t.is(s.stack.fastUnaryRawServed() > 0, undecoded, `${name}: bytes undecoded on the event loop`);
       } finally {
         await s.close(1000);
       }

@@ -20,6 +20,7 @@ const INTERNAL_ONLY: Record<string, string> = {
   RECOVERY_CODE_MISTYPED: "the wallet's own check-symbol error for a recovery code; no server sends it",
   KEK_UNKNOWN: "a startup refusal (the key-encryption key file does not match the ledger); no call is served",
   WRITER_FAILED: "the SQLite writer thread failed; callers get INTERNAL without a reason",
+  FSYNC_FAILED: "the WAL's fdatasync failed and the SQLite ledger stopped (wal-sync.ts); callers get INTERNAL without a reason and health goes NOT_SERVING",
   WRITE_ON_READER: "a programming error inside the SQLite engine (a write on the read connection); INTERNAL",
   BAD_CONFIG: "an engine option out of range at startup; no call is served",
   SCHEMA_TOO_NEW: "a startup refusal of `center serve`, printed by the CLI; no call is served",

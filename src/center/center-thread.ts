@@ -5,7 +5,7 @@
  * SqlLedger, answering `start` once and then the six hot calls as bytes.
  */
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import { ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { SqlLedger } from "../ledger/sql-ledger.js";
 import { hostWriter, type WriterGuest } from "../ledger/writer-host.js";
 import { toConnectError } from "../server/errors.js";
@@ -47,7 +47,13 @@ class CenterGuest implements WriterGuest {
     }
     const m = methodOf(name);
     if (!this.impl) throw new Error("hot calls used before start");
-    const req = fromBinary(m.input, args[0] as Uint8Array);
+    let req: unknown;
+    try {
+      req = fromBinary(m.input, args[0] as Uint8Array);
+    } catch (e) {
+      // The event loop's fast path did not decode it: the same refusal it would have made (fast-unary.ts).
+      return { code: Code.InvalidArgument, message: `parse binary: ${e instanceof Error ? e.message : String(e)}`, metadata: [] } satisfies HotReply;
+    }
     try {
       const out = await this.impl[name]!(req, NO_CONTEXT);
       return { ok: toBinary(m.output, out as never) } satisfies HotReply;

@@ -81,6 +81,7 @@ import {
 import { UnsupportedAlgorithmError } from "../crypto/mac.js";
 import { LedgerError, type ExecuteOp, type Ledger, type LedgerResult, type Refusal, type ScripRow, type TransactionRecord, type VendorKeyRecord, type VendorRecord } from "../ledger/ledger.js";
 import { I64_MAX } from "../money.js";
+import { randomSerial } from "./serials.js";
 import { checkProtocolVersion, cmdCode, header, P_COUNT_MAX } from "../protocol/header.js";
 import { raise, refusal, ProtocolError, type Invalid, type Reason } from "../protocol/refusal.js";
 import { KeyRing } from "./keyring.js";
@@ -115,12 +116,6 @@ export const SETTLEMENT_REQUEST_SKEW_MS = 5 * 60_000;
 const VENDOR_CACHE_MS = 5_000;
 const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 const EXPIRED_MESSAGE = "the scrip has expired; renew it (scripwire wallet renew)";
-
-function randomSerial(): bigint {
-  // 63 random bits, never 0: fits SQLite INTEGER and PostgreSQL BIGINT.
-  const v = randomBytes(8).readBigUInt64BE() & I64_MAX;
-  return v === 0n ? 1n : v;
-}
 
 function hex(b: Uint8Array): string {
   return Buffer.from(b).toString("hex");

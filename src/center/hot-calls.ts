@@ -10,9 +10,12 @@
  * own SqlLedger (a replica in all but process: it shares the write
  * connection's group commit and reads through a read-only connection of its
  * own), so a payment's work is split across two cores. The request crosses
- * as its wire bytes and the answer comes back as wire bytes (re-used by the
- * fast path, see src/server/encoded.ts): one structured clone of ~300 bytes
- * each way, batched with everything else that crossed in the same turn.
+ * as its wire bytes and the answer comes back as wire bytes: one structured
+ * clone of ~300 bytes each way, batched with everything else that crossed in
+ * the same turn. On the fast path the event loop does not even decode them
+ * (the `raw` methods, when no rate limit per customer and no metrics need
+ * the decoded message); elsewhere it decodes, and the fast path re-uses the
+ * bytes instead of encoding again (src/server/encoded.ts).
  *
  * What the answer carries: the result bytes, or the ConnectError's code,
  * message and metadata (the `scripwire-error-reason` a wallet reads), or for
@@ -33,6 +36,7 @@ import type { Ledger } from "../ledger/ledger.js";
 import { SqliteWorkerLedger } from "../ledger/sqlite-worker.js";
 import { encodingOf, rememberEncoding } from "../server/encoded.js";
 import type { CenterMetrics } from "../server/metrics.js";
+import type { RawUnaryFn } from "../server/fast-unary.js";
 import type { CenterConfig, PaymentCenter } from "./center.js";
 
 /** The writer thread's entry module when it hosts the center's hot calls (a function: see sqlite-worker.ts's plainWriter). */
@@ -85,16 +89,17 @@ function exact(b: Uint8Array): Uint8Array {
   return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : new Uint8Array(b);
 }
 
+/** The six methods forwarding to the thread: over messages (any path), and over wire bytes (the fast path). */
+export interface HotCalls {
+  methods: Record<HotMethod, (req: Message) => Promise<Message>>;
+  raw: Record<HotMethod, RawUnaryFn>;
+}
+
 /**
  * Start the hot calls on the ledger's writer thread and return the six
  * methods that forward to it, or undefined when this ledger cannot host them.
  */
-export async function startHotCalls(
-  ledger: Ledger,
-  center: PaymentCenter,
-  config: CenterConfig,
-  metrics?: CenterMetrics,
-): Promise<Record<HotMethod, (req: Message) => Promise<Message>> | undefined> {
+export async function startHotCalls(ledger: Ledger, center: PaymentCenter, config: CenterConfig, metrics?: CenterMetrics): Promise<HotCalls | undefined> {
   if (!(ledger instanceof SqliteWorkerLedger) || ledger.thread.href !== centerThread().href || config.clock) return undefined;
   await ledger.guestCall("start", [{ config: hotCenterConfig(config), meterWrites: metrics !== undefined } satisfies HotStart]);
   // A rotation on the event loop (RotateKeys) reaches the thread's key ring before it answers.
@@ -107,19 +112,22 @@ export async function startHotCalls(
       else metrics?.ledgerWrite(n.op, n.seconds, n.failed);
     }
   });
+  const raw = (name: HotMethod) => async (request: Uint8Array): Promise<Uint8Array> => {
+    const r = (await ledger.guestCall(name, [exact(request)])) as HotReply;
+    if ("ok" in r) return r.ok;
+    if ("fault" in r) throw new Error(r.fault);
+    throw new ConnectError(r.message, r.code, new Headers(r.metadata));
+  };
   const forward = (name: HotMethod) => {
     const m = methodOf(name);
+    const call = raw(name);
     return async (req: Message): Promise<Message> => {
-      const bytes = exact(encodingOf(req) ?? toBinary(m.input, req));
-      const r = (await ledger.guestCall(name, [bytes])) as HotReply;
-      if ("ok" in r) {
-        const out = fromBinary(m.output, r.ok);
-        rememberEncoding(out, r.ok);
-        return out;
-      }
-      if ("fault" in r) throw new Error(r.fault);
-      throw new ConnectError(r.message, r.code, new Headers(r.metadata));
+      const bytes = await call(encodingOf(req) ?? toBinary(m.input, req));
+      const out = fromBinary(m.output, bytes);
+      rememberEncoding(out, bytes);
+      return out;
     };
   };
-  return Object.fromEntries(CENTER_FAST_METHODS.map((n) => [n, forward(n)])) as Record<HotMethod, (req: Message) => Promise<Message>>;
+  const table = <T>(f: (n: HotMethod) => T) => Object.fromEntries(CENTER_FAST_METHODS.map((n) => [n, f(n)])) as Record<HotMethod, T>;
+  return { methods: table(forward), raw: table(raw) };
 }

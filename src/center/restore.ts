@@ -18,7 +18,6 @@
  * it, passing the caller's address for the per-address limit.
  */
 import { create, fromBinary } from "@bufbuild/protobuf";
-import { randomBytes } from "node:crypto";
 import {
   InFlightTransactionSchema,
   IssueResponseSchema,
@@ -37,6 +36,7 @@ import { computeCertificate } from "../crypto/scrip-auth.js";
 import { computeSyncReplyHash, SYNC_NONCE_MAX, SYNC_NONCE_MIN, verifySyncRequestHash } from "../crypto/sync-auth.js";
 import type { RefundRecord, ScripRow, TransactionRecord } from "../ledger/ledger.js";
 import { I64_MAX } from "../money.js";
+import { randomSerial } from "./serials.js";
 import { invalidArgument, resourceExhausted, unauthenticated, unavailable } from "../server/errors.js";
 import { header } from "../protocol/header.js";
 import { addressKey, TokenBuckets, type BucketOptions } from "../server/limits.js";
@@ -67,11 +67,6 @@ const SYNC_FAILED = "the sync request does not verify: wrong recovery code, a re
 export interface SyncOptions {
   perCustomer?: BucketOptions | false;
   perAddress?: BucketOptions | false;
-}
-
-function randomSerial(): bigint {
-  const v = randomBytes(8).readBigUInt64BE() & I64_MAX;
-  return v === 0n ? 1n : v;
 }
 
 export class SyncService {

@@ -184,7 +184,7 @@ export async function startCenterServer(opts: CenterServerOptions): Promise<Runn
   const service = paymentCenterService(center, { sync: opts.sync });
   // The hot calls go to the writer thread's center when the ledger hosts one.
   const hot = opts.hotCallsThread === false ? undefined : await startHotCalls(ledger, center, opts, metrics);
-  if (hot) Object.assign(service, hot);
+  if (hot) Object.assign(service, hot.methods);
   const limited = limiter ? rateLimitService(PaymentCenterService, service, limiter) : service;
   // Counted outside the limiter (a refused call is a call), and the same object serves the router and the fast path.
   const paymentImpl = metrics ? meterService(PaymentCenterService, limited, metrics) : limited;
@@ -208,7 +208,17 @@ export async function startCenterServer(opts: CenterServerOptions): Promise<Runn
     pages: opts.walletPages === false ? undefined : walletPages,
     corsOrigins: opts.corsOrigins,
     fastUnary:
-      opts.fastPath === false ? undefined : [{ service: PaymentCenterService, impl: paymentImpl, methods: CENTER_FAST_METHODS }],
+      opts.fastPath === false
+        ? undefined
+        : [
+            {
+              service: PaymentCenterService,
+              impl: paymentImpl,
+              methods: CENTER_FAST_METHODS,
+              // Bytes straight to the writer thread, undecoded, unless rate limits or metrics wrap the methods.
+              raw: hot && !limiter && !metrics ? hot.raw : undefined,
+            },
+          ],
   });
   const ledgerHealth = watchLedgerHealth(ledger, stack.health, [PaymentCenterService.typeName, CenterAdminService.typeName], {
     intervalMs: opts.healthPollMs,

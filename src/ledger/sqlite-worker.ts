@@ -5,11 +5,13 @@
  * connection and runs the very same SqlLedger write methods over the
  * group-commit engine: the decisions of every call that reached it together
  * go into ONE SQLite transaction (each in its own SAVEPOINT) and ONE fsync
- * (WAL, synchronous=FULL), and it answers only after that COMMIT returned.
+ * of the WAL, and it answers only after that fsync returned (wal-sync.ts: the
+ * writer thread hands the fsync to the thread pool and keeps working).
  * This thread, which speaks HTTP/2 and checks hashes, never waits for the
  * disk: it sends the calls, keeps serving, and resolves each promise when the
  * answer comes back. Reads stay here, on a read-only connection that sees
- * only committed (hence already fsynced) transactions.
+ * only committed transactions, and return only once those are fsynced
+ * (the shared DurableHorizon).
  *
  * Hand-off: calls made in one event-loop turn travel as ONE message (a
  * thread hand-off costs ~28 µs of CPU per message alone, ~5 µs per call in
@@ -34,7 +36,8 @@ import { Worker } from "node:worker_threads";
 import { KekError, KeyEncryptionKeys } from "../crypto/kek.js";
 import { LEDGER_WRITE_METHODS, LedgerError, SchemaTooNewError, type KeyProtectionReport } from "./ledger.js";
 import { SqlLedger } from "./sql-ledger.js";
-import { SqliteReaderEngine } from "./sqlite.js";
+import { SqliteReaderEngine, syncOffThreadWanted } from "./sqlite.js";
+import { DurableHorizon } from "./durable-horizon.js";
 
 /** SqlLedger methods that write, and so run on the writer thread: the ledger's one list. */
 export const WRITE_METHODS = LEDGER_WRITE_METHODS satisfies readonly (keyof SqlLedger)[];
@@ -64,6 +67,14 @@ export const ARG_CODECS: Partial<Record<WriteMethod, { toWire(args: unknown[]): 
     },
   },
 };
+
+/** What the writer thread starts with. */
+export interface WriterData {
+  path: string;
+  groupCommit: boolean;
+  /** Set when the thread syncs its WAL off-thread (wal-sync.ts): readers here wait on it. */
+  horizon?: SharedArrayBuffer;
+}
 
 /** Calls named `guest:<name>` go to the writer thread's guest (writer-host.ts), not to the ledger. */
 export const GUEST_PREFIX = "guest:";
@@ -204,11 +215,11 @@ class WriterClient {
   /** Notices the writer's guest sent (writer-host.ts); set by the guest's owner. */
   onNotices: ((notices: unknown[]) => void) | undefined;
 
-  constructor(path: string, groupCommit: boolean, thread: URL) {
+  constructor(path: string, groupCommit: boolean, thread: URL, horizon: DurableHorizon | undefined) {
     const e = workerEntry(thread);
     this.worker = new Worker("url" in e ? e.url : e.eval, {
       eval: "eval" in e,
-      workerData: { path, groupCommit },
+      workerData: { path, groupCommit, horizon: horizon?.buffer } satisfies WriterData,
       // The bootstrap registers tsx itself; a second copy inherited through
       // --import would only slow the worker's start.
       execArgv: withoutTsxImport(process.execArgv),
@@ -325,8 +336,12 @@ export class SqliteWorkerLedger extends SqlLedger {
   readonly thread: URL;
 
   constructor(path: string, opts: { groupCommit?: boolean; thread?: URL } = {}) {
-    const writer = new WriterClient(path, opts.groupCommit ?? true, opts.thread ?? plainWriter());
-    super("sqlite", new SqliteReaderEngine(path, () => writer.ready));
+    // The writer fsyncs its WAL off its own thread (wal-sync.ts) unless told
+    // otherwise; then a commit is visible before it is durable, and reads
+    // here wait on this shared horizon.
+    const horizon = syncOffThreadWanted() ? new DurableHorizon() : undefined;
+    const writer = new WriterClient(path, opts.groupCommit ?? true, opts.thread ?? plainWriter(), horizon);
+    super("sqlite", new SqliteReaderEngine(path, () => writer.ready, horizon));
     this.writer = writer;
     this.thread = opts.thread ?? plainWriter();
     for (const m of WRITE_METHODS) {

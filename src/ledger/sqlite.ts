@@ -1,9 +1,12 @@
 /**
  * SQLite engine: the embedded default. One file in the data directory, WAL,
- * synchronous=FULL, and group commit: transactions that arrive in the same
- * event-loop turn run back to back inside one SQLite transaction (each in its
- * own SAVEPOINT, so one failing rolls back only itself) and share one fsync.
- * No caller's promise resolves before that COMMIT returns, so no reply that
+ * and group commit: transactions that arrive in the same event-loop turn run
+ * back to back inside one SQLite transaction (each in its own SAVEPOINT, so
+ * one failing rolls back only itself) and share one fsync. That fsync is
+ * COMMIT's own (synchronous=FULL), or, on the ledger's writer thread, an
+ * fdatasync of the WAL on the thread pool (wal-sync.ts) so the thread keeps
+ * working meanwhile. Either way no caller's promise resolves, and no read
+ * returns, before the commit it depends on is on disk, so no reply that
  * moved value can leave before it is durable.
  */
 import Database from "better-sqlite3";
@@ -12,6 +15,8 @@ import { LedgerError } from "./ledger.js";
 import { SqlLedger } from "./sql-ledger.js";
 import { SqliteWorkerLedger } from "./sqlite-worker.js";
 import { RetryableConflict, type SqlEngine, type SqlTx } from "./sql.js";
+import { DurableHorizon } from "./durable-horizon.js";
+import { WalSync, type WalSyncOptions } from "./wal-sync.js";
 
 /** Upper bound on transactions sharing one commit, so one fsync never waits on an unbounded batch. */
 export const GROUP_COMMIT_MAX = 256;
@@ -34,6 +39,23 @@ export interface SqliteOptions {
   thread?: URL;
   /** Inline engine only: open no read connection (the writer thread never reads outside a transaction). */
   noReader?: boolean;
+  /**
+   * Commit with synchronous=NORMAL and fdatasync the WAL on the thread pool
+   * (wal-sync.ts), so the thread running transactions never waits for the
+   * disk. Each job's outcome is still delivered only once its commit is
+   * durable, and a `read()` returns only once every commit it could have
+   * seen is. Ignored under the TEST ONLY unsafe synchronous setting, which
+   * must stay as weak as it says.
+   */
+  syncOffThread?: WalSyncOptions;
+}
+
+/** SCRIPWIRE_SQLITE_SYNC=commit: the fsync inside COMMIT again (the bench's "before"; a way back if a filesystem misbehaves). */
+export const SQLITE_SYNC_ENV = "SCRIPWIRE_SQLITE_SYNC";
+
+/** Whether a writer thread should sync its WAL off-thread (the default) in this process's environment. */
+export function syncOffThreadWanted(): boolean {
+  return process.env[SQLITE_SYNC_ENV] !== "commit" && unsafeSynchronous() === undefined;
 }
 
 function wrap(db: Database.Database): SqlTx {
@@ -63,14 +85,15 @@ function wrap(db: Database.Database): SqlTx {
   };
 }
 
-function open(path: string, readonly: boolean): Database.Database {
+function open(path: string, readonly: boolean, syncOffThread = false): Database.Database {
   const db = new Database(path, { readonly: readonly && path !== ":memory:" });
   db.defaultSafeIntegers(true);
   if (!readonly) {
     db.pragma("journal_mode = WAL");
     // better-sqlite3 defaults WAL to synchronous=NORMAL, which can lose the
-    // last commits on power loss: a reply that moved value must not outlive them.
-    db.pragma(`synchronous = ${unsafeSynchronous() ?? "FULL"}`);
+    // last commits on power loss: a reply that moved value must not outlive
+    // them. NORMAL only where wal-sync.ts does FULL's fdatasync itself.
+    db.pragma(`synchronous = ${unsafeSynchronous() ?? (syncOffThread ? "NORMAL" : "FULL")}`);
     db.pragma("foreign_keys = ON");
   }
   db.pragma("busy_timeout = 5000");
@@ -134,10 +157,13 @@ export class SqliteEngine implements SqlEngine {
   };
   private careful = 0;
   private readonly readerTx: Control;
+  private readonly walSync: WalSync | undefined;
 
   constructor(opts: SqliteOptions) {
     preparePrivateDatabaseFile(opts.path);
-    this.writer = open(opts.path, false);
+    const offThread = opts.syncOffThread !== undefined && opts.path !== ":memory:" && unsafeSynchronous() === undefined;
+    this.writer = open(opts.path, false, offThread);
+    this.walSync = offThread ? new WalSync(opts.path, opts.syncOffThread) : undefined;
     // A second connection for reads: it sees only committed data, never the
     // half-built group transaction on the writer.
     this.reader = opts.path === ":memory:" || opts.noReader ? this.writer : open(opts.path, true);
@@ -156,6 +182,7 @@ export class SqliteEngine implements SqlEngine {
 
   tx<T>(fn: (q: SqlTx) => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new Error("ledger is closed"));
+    if (this.walSync?.failed) return Promise.reject(this.walSync.failed);
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject, attempts: 0 });
       this.schedule();
@@ -164,15 +191,24 @@ export class SqliteEngine implements SqlEngine {
 
   async read<T>(fn: (q: SqlTx) => Promise<T>): Promise<T> {
     if (this.closed) throw new Error("ledger is closed");
-    if (this.reader === this.writer) return fn(this.r);
-    // A consistent snapshot for multi-statement reads such as the audit;
-    // overlapping reads share it (they only ever see committed data).
-    if (this.readDepth++ === 0) this.readerTx.begin.run();
-    try {
-      return await fn(this.r);
-    } finally {
-      if (--this.readDepth === 0) this.readerTx.commit.run();
+    if (this.walSync?.failed) throw this.walSync.failed;
+    let value: T;
+    if (this.reader === this.writer) {
+      value = await fn(this.r);
+    } else {
+      // A consistent snapshot for multi-statement reads such as the audit;
+      // overlapping reads share it (they only ever see committed data).
+      if (this.readDepth++ === 0) this.readerTx.begin.run();
+      try {
+        value = await fn(this.r);
+      } finally {
+        if (--this.readDepth === 0) this.readerTx.commit.run();
+      }
     }
+    // With the WAL synced off-thread a commit is visible before it is
+    // durable: nothing read may leave before it is.
+    if (this.walSync) await this.walSync.settled();
+    return value;
   }
 
   private schedule(): void {
@@ -189,6 +225,13 @@ export class SqliteEngine implements SqlEngine {
     this.flushing = true;
     try {
       while (this.queue.length > 0) {
+        // With the WAL synced off-thread: the next group commits once the
+        // running sync is done (wal-sync.ts notSyncing says why).
+        if (this.walSync) await this.walSync.notSyncing();
+        if (this.walSync?.failed) {
+          for (const job of this.queue.splice(0)) job.reject(this.walSync.failed);
+          break;
+        }
         const batch = this.queue.splice(0, this.group ? GROUP_COMMIT_MAX : 1);
         await this.runBatch(batch);
       }
@@ -222,6 +265,7 @@ export class SqliteEngine implements SqlEngine {
   private async runOptimistic(batch: Job[]): Promise<boolean> {
     const values: unknown[] = [];
     const c = this.writerTx;
+    let seq: number | undefined;
     c.begin.run();
     let failed: unknown = NONE;
     try {
@@ -240,15 +284,34 @@ export class SqliteEngine implements SqlEngine {
         this.settleFailed(batch[0]!, failed);
         return true;
       }
+      seq = this.walSync?.begin();
       c.commit.run();
     } catch (commitError) {
       if (this.writer.inTransaction) this.writer.exec("ROLLBACK");
+      if (seq !== undefined) this.walSync!.end(seq);
       for (const job of batch) job.reject(commitError);
       return true;
     }
     // Only now, with the batch durable, may any caller learn its result.
-    batch.forEach((job, i) => job.resolve(values[i]));
+    this.whenDurable(seq, batch, () => batch.forEach((job, i) => job.resolve(values[i])));
     return true;
+  }
+
+  /**
+   * Run `deliver` once commit `seq` is durable (at once without an
+   * off-thread sync: COMMIT itself synced). With no commit of its own (a
+   * refusal), once everything the job could have read is durable.
+   */
+  private whenDurable(seq: number | undefined, batch: Job[], deliver: () => void): void {
+    const sync = this.walSync;
+    if (!sync) {
+      deliver();
+      return;
+    }
+    if (seq !== undefined) sync.end(seq);
+    (seq === undefined ? sync.settled() : sync.durable(seq)).then(deliver, (e: unknown) => {
+      for (const job of batch) job.reject(e);
+    });
   }
 
   private settleFailed(job: Job, error: unknown): void {
@@ -256,7 +319,8 @@ export class SqliteEngine implements SqlEngine {
       job.attempts++;
       this.queue.unshift(job);
     } else {
-      job.reject(error);
+      // A refusal may rest on a commit not yet durable ("already spent").
+      this.whenDurable(undefined, [job], () => job.reject(error));
     }
   }
 
@@ -264,6 +328,7 @@ export class SqliteEngine implements SqlEngine {
     const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
     const retry: Job[] = [];
     const c = this.writerTx;
+    let seq: number | undefined;
     c.begin.run();
     try {
       for (const job of batch) {
@@ -284,23 +349,32 @@ export class SqliteEngine implements SqlEngine {
           }
         }
       }
+      seq = this.walSync?.begin();
       c.commit.run();
     } catch (commitError) {
       if (this.writer.inTransaction) this.writer.exec("ROLLBACK");
+      if (seq !== undefined) this.walSync!.end(seq);
       for (const job of batch) job.reject(commitError);
       return;
     }
     // Only now, with the batch durable, may any caller learn its result.
-    batch.forEach((job, i) => {
-      const o = outcomes[i]!;
-      if (o.ok) job.resolve(o.value);
-      else if (o.error !== RETRY) job.reject(o.error);
-    });
+    const settled = batch.filter((_, i) => outcomes[i]!.ok || (outcomes[i] as { error: unknown }).error !== RETRY);
+    this.whenDurable(seq, settled, () =>
+      batch.forEach((job, i) => {
+        const o = outcomes[i]!;
+        if (o.ok) job.resolve(o.value);
+        else if (o.error !== RETRY) job.reject(o.error);
+      }),
+    );
     if (retry.length > 0) this.queue.unshift(...retry);
   }
 
   async close(): Promise<void> {
     while (this.queue.length > 0 || this.flushing) await new Promise((r) => setImmediate(r));
+    if (this.walSync) {
+      while (!this.walSync.idle && !this.walSync.failed) await new Promise((r) => setTimeout(r, 1));
+      this.walSync.close();
+    }
     this.closed = true;
     if (this.reader !== this.writer) this.reader.close();
     this.writer.close();
@@ -314,9 +388,11 @@ const CAREFUL_BATCHES = 16;
 
 /**
  * Read-only side of a ledger whose writer runs elsewhere (a worker thread).
- * Its connection sees only committed transactions, and with WAL +
- * synchronous=FULL a transaction becomes visible only after its fsync, so
- * nothing read here can get ahead of durability. Opened lazily, once the
+ * Its connection sees only committed transactions. With synchronous=FULL a
+ * transaction becomes visible only after its fsync; with the writer's WAL
+ * synced off-thread (wal-sync.ts) it becomes visible first, so every read
+ * here waits on the shared {@link DurableHorizon} before it returns: nothing
+ * read here can get ahead of durability either way. Opened lazily, once the
  * writer has created the file.
  */
 export class SqliteReaderEngine implements SqlEngine {
@@ -329,6 +405,7 @@ export class SqliteReaderEngine implements SqlEngine {
   constructor(
     private readonly path: string,
     private readonly writerReady: () => Promise<void>,
+    private readonly horizon?: DurableHorizon,
   ) {}
 
   tx<T>(): Promise<T> {
@@ -348,12 +425,16 @@ export class SqliteReaderEngine implements SqlEngine {
         this.tx_ = control(this.db, "BEGIN");
       }
     }
+    let value: T;
     if (this.readDepth++ === 0) this.tx_!.begin.run();
     try {
-      return await fn(this.q!);
+      value = await fn(this.q!);
     } finally {
       if (--this.readDepth === 0) this.tx_!.commit.run();
     }
+    // Loaded after the snapshot: covers every commit the read could have seen.
+    if (this.horizon) await this.horizon.visibleIsDurable();
+    return value;
   }
 
   async close(): Promise<void> {

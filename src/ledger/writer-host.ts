@@ -18,7 +18,8 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { SqlLedger } from "./sql-ledger.js";
 import { SqliteEngine } from "./sqlite.js";
-import { ARG_CODECS, toWireError, WRITE_METHODS, GUEST_PREFIX, type FromWriter, type ToWriter, type WriteMethod } from "./sqlite-worker.js";
+import { ARG_CODECS, toWireError, WRITE_METHODS, GUEST_PREFIX, type FromWriter, type ToWriter, type WriteMethod, type WriterData } from "./sqlite-worker.js";
+import { DurableHorizon } from "./durable-horizon.js";
 import { useNativeHashes } from "../crypto/native-hash.js";
 
 export interface WriterGuest {
@@ -33,13 +34,23 @@ export function hostWriter(makeGuest?: (ledger: SqlLedger) => WriterGuest): void
 useNativeHashes();
 
   const port = parentPort!;
-  const { path, groupCommit } = workerData as { path: string; groupCommit: boolean };
+  const { path, groupCommit, horizon } = workerData as WriterData;
   const allowed = new Set<string>(WRITE_METHODS);
 
   let ledger: SqlLedger;
   let guest: WriterGuest | undefined;
   try {
-    ledger = new SqlLedger("sqlite", new SqliteEngine({ path, groupCommit, writer: "inline", noReader: makeGuest === undefined }));
+    ledger = new SqlLedger(
+      "sqlite",
+      new SqliteEngine({
+        path,
+        groupCommit,
+        writer: "inline",
+        noReader: makeGuest === undefined,
+        // The WAL's fsync off this thread, so the hot calls here never wait for the disk (wal-sync.ts).
+        syncOffThread: horizon ? { horizon: new DurableHorizon(horizon) } : undefined,
+      }),
+    );
     guest = makeGuest?.(ledger);
   } catch (e) {
     port.postMessage({ t: "open-failed", error: toWireError(e) } satisfies FromWriter);

@@ -76,7 +76,18 @@ export interface FastUnaryService {
   impl: object;
   /** `localName`s of unary methods to serve fast, e.g. `["pay"]`. */
   methods: readonly string[];
+  /**
+   * Methods (of `methods`) served from wire bytes to wire bytes: the request
+   * is not decoded here and the answer not encoded, because the handler only
+   * passes them to another thread that decodes them itself (the center's hot
+   * calls, src/center/hot-calls.ts). Such a handler must refuse a malformed
+   * request exactly as this module does: INVALID_ARGUMENT "parse binary: ...".
+   */
+  raw?: Readonly<Record<string, RawUnaryFn>>;
 }
+
+/** A unary handler over wire bytes: the request message's bytes in, the answer's bytes out. */
+export type RawUnaryFn = (request: Uint8Array, ctx: HandlerContext) => Promise<Uint8Array>;
 
 export interface FastUnaryOptions {
   /** Largest request message in bytes; must equal the Connect handler's `readMaxBytes`. */
@@ -101,6 +112,8 @@ export interface FastUnary {
   readonly inFlight: number;
   /** Calls this fast path took (answered or not): lets a test prove it was really used. */
   readonly served: number;
+  /** Of those, calls served bytes to bytes (FastUnaryService.raw). */
+  readonly rawServed: number;
 }
 
 type UnaryFn = (req: unknown, ctx: HandlerContext) => unknown;
@@ -110,6 +123,8 @@ interface Route {
   input: DescMessage;
   output: DescMessage;
   fn: UnaryFn;
+  /** Set when the method is served bytes to bytes (FastUnaryService.raw). */
+  raw: RawUnaryFn | undefined;
   /** `pkg.Service/Method`, as the logging interceptor prints it. */
   logName: string;
 }
@@ -166,7 +181,7 @@ const serverFaultCodes: ReadonlySet<Code> = new Set([Code.Unknown, Code.Internal
 export function createFastUnary(services: readonly FastUnaryService[], options: FastUnaryOptions): FastUnary {
   const contextValuesOf = options.contextValues;
   const routes = new Map<string, Route>();
-  for (const { service, impl, methods } of services) {
+  for (const { service, impl, methods, raw } of services) {
     for (const name of methods) {
       const method = service.methods.find((m) => m.localName === name);
       if (method === undefined) {
@@ -184,6 +199,7 @@ export function createFastUnary(services: readonly FastUnaryService[], options: 
         input: method.input,
         output: method.output,
         fn: (fn as UnaryFn).bind(impl),
+        raw: raw?.[name],
         logName: `${service.typeName}/${method.name}`,
       });
     }
@@ -225,6 +241,7 @@ export function createFastUnary(services: readonly FastUnaryService[], options: 
   };
 
   let served = 0;
+  let rawServed = 0;
   const handle = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): boolean => {
     if (req.method !== "POST") {
       return false;
@@ -335,6 +352,11 @@ export function createFastUnary(services: readonly FastUnaryService[], options: 
 
     private async run(): Promise<void> {
       const { route } = this;
+      if (route.raw) {
+        rawServed++;
+        await this.runRaw(route, route.raw);
+        return;
+      }
       let input: unknown;
       try {
         const body = this.body();
@@ -367,6 +389,28 @@ export function createFastUnary(services: readonly FastUnaryService[], options: 
         this.fail(new ConnectError(`serialize binary: ${e instanceof Error ? e.message : String(e)}`, Code.Internal));
         return;
       }
+      this.succeed(bytes);
+    }
+
+    /** A bytes-to-bytes method: no decode here, no encode; the same errors, log line and framing. */
+    private async runRaw(route: Route, raw: RawUnaryFn): Promise<void> {
+      let body: Uint8Array;
+      try {
+        body = this.body();
+      } catch (e) {
+        this.fail(e);
+        return;
+      }
+      const started = performance.now();
+      let bytes: Uint8Array;
+      try {
+        bytes = await raw(body, this.context());
+      } catch (e) {
+        logCall(route, started, e);
+        this.fail(e);
+        return;
+      }
+      logCall(route, started, undefined);
       this.succeed(bytes);
     }
 
@@ -525,6 +569,9 @@ export function createFastUnary(services: readonly FastUnaryService[], options: 
     },
     get served() {
       return served;
+    },
+    get rawServed() {
+      return rawServed;
     },
   };
 }

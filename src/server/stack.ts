@@ -199,6 +199,8 @@ export interface ServerStack {
   fastUnaryInFlight(): number;
   /** Calls the unary fast path has taken since start (0 when it is off). */
   fastUnaryServed(): number;
+  /** Of those, calls served bytes to bytes, undecoded (0 when none are). */
+  fastUnaryRawServed(): number;
   /** What the resource limits did (buffered bytes held, resets, idle closes, refused connections). */
   resources(): ResourceGuardStats;
 }
@@ -568,6 +570,7 @@ export function createServerStack(options: ServerStackOptions): ServerStack {
     }),
     fastUnaryInFlight: () => fast?.inFlight ?? 0,
     fastUnaryServed: () => fast?.served ?? 0,
+    fastUnaryRawServed: () => fast?.rawServed ?? 0,
     resources: () => guard.stats(),
   };
 }
