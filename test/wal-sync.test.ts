@@ -174,6 +174,22 @@ test("the horizon: a reader on another thread waits until every commit it could 
   t.true(done);
 });
 
+test("the horizon: if the writer thread is gone, a reader waiting for a sync fails instead of waiting for ever", async (t) => {
+  const writer = new DurableHorizon();
+  const reader = new DurableHorizon(writer.buffer);
+  writer.begin(4);
+  writer.durable(3);
+  const waiting = reader.visibleIsDurable();
+  // The event loop's WriterClient does this when the thread fails or exits.
+  reader.writerGone();
+  const e = await t.throwsAsync(waiting);
+  t.true(e instanceof LedgerError && e.reason === "WRITER_FAILED", String(e));
+  // A later fsync failure report does not overwrite the first cause.
+  writer.fail();
+  const again = await t.throwsAsync(reader.visibleIsDurable());
+  t.is((again as LedgerError).reason, "WRITER_FAILED");
+});
+
 test("which engines sync off-thread: the writer thread by default; not under SCRIPWIRE_SQLITE_SYNC=commit or the unsafe test setting", async (t) => {
   const saved = { sync: process.env[SQLITE_SYNC_ENV], unsafe: process.env[UNSAFE_SYNCHRONOUS_ENV] };
   t.teardown(() => {

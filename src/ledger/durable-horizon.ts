@@ -24,6 +24,9 @@ const waitAsync = (Atomics as unknown as {
 const BEGUN = 0;
 const DURABLE = 1;
 const FAILED = 2;
+/** Values of the FAILED cell. */
+const FSYNC_FAILED = 1n;
+const WRITER_GONE = 2n;
 
 export class DurableHorizon {
   private readonly cells: BigInt64Array;
@@ -47,7 +50,18 @@ export class DurableHorizon {
 
   /** The WAL could not be synced: readers stop handing out anything. */
   fail(): void {
-    Atomics.store(this.cells, FAILED, 1n);
+    this.stop(FSYNC_FAILED);
+  }
+
+  // ---- either side
+
+  /** The writer thread is gone (it failed or exited): nothing will become durable any more, so waiting readers fail. */
+  writerGone(): void {
+    this.stop(WRITER_GONE);
+  }
+
+  private stop(why: bigint): void {
+    Atomics.compareExchange(this.cells, FAILED, 0n, why);
     Atomics.notify(this.cells, DURABLE);
   }
 
@@ -60,7 +74,9 @@ export class DurableHorizon {
   async visibleIsDurable(): Promise<void> {
     const need = Atomics.load(this.cells, BEGUN);
     for (;;) {
-      if (Atomics.load(this.cells, FAILED) !== 0n) throw horizonFailed();
+      const failed = Atomics.load(this.cells, FAILED);
+      if (failed === FSYNC_FAILED) throw horizonFailed();
+      if (failed === WRITER_GONE) throw new LedgerError("WRITER_FAILED", "the ledger's writer thread stopped before this read's data was on disk");
       const now = Atomics.load(this.cells, DURABLE);
       if (now >= need) return;
       const w = waitAsync(this.cells, DURABLE, now);

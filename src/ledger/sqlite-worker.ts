@@ -215,7 +215,12 @@ class WriterClient {
   /** Notices the writer's guest sent (writer-host.ts); set by the guest's owner. */
   onNotices: ((notices: unknown[]) => void) | undefined;
 
-  constructor(path: string, groupCommit: boolean, thread: URL, horizon: DurableHorizon | undefined) {
+  constructor(
+    path: string,
+    groupCommit: boolean,
+    thread: URL,
+    private readonly horizon: DurableHorizon | undefined,
+  ) {
     const e = workerEntry(thread);
     this.worker = new Worker("url" in e ? e.url : e.eval, {
       eval: "eval" in e,
@@ -269,6 +274,8 @@ class WriterClient {
 
   private fail(e: Error): void {
     this.failure ??= e;
+    // Reads here may be waiting for a sync that will never come.
+    this.horizon?.writerGone();
     for (const p of this.pending.values()) p.reject(this.failure);
     this.pending.clear();
   }

@@ -15,7 +15,7 @@ import { LedgerError } from "./ledger.js";
 import { SqlLedger } from "./sql-ledger.js";
 import { SqliteWorkerLedger } from "./sqlite-worker.js";
 import { RetryableConflict, type SqlEngine, type SqlTx } from "./sql.js";
-import { DurableHorizon } from "./durable-horizon.js";
+import type { DurableHorizon } from "./durable-horizon.js";
 import { WalSync, type WalSyncOptions } from "./wal-sync.js";
 
 /** Upper bound on transactions sharing one commit, so one fsync never waits on an unbounded batch. */
