@@ -50,25 +50,19 @@ function heldSync() {
 
 const tick = () => new Promise((r) => setTimeout(r, 20));
 
-function engineWith(t: { teardown(fn: () => void): void }, path: string, sync: ReturnType<typeof heldSync>, horizon?: DurableHorizon) {
+/** An engine syncing off-thread through a held fdatasync, with table t created (and its sync released). */
+async function heldEngine(t: { teardown(fn: () => void): void }, horizon?: DurableHorizon) {
+  const path = tempDb(t);
+  const sync = heldSync();
   const engine = new SqliteEngine({ path, writer: "inline", syncOffThread: { fdatasync: sync.fn, horizon } });
-  return engine;
-}
-
-async function schema(engine: SqliteEngine) {
-  await engine.tx(async (q) => {
-    await q.run("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)");
-    return 0;
-  });
+  const created = engine.tx(async (q) => q.run("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)"));
+  (await sync.next()).release();
+  await created;
+  return { path, sync, engine };
 }
 
 test("a commit's result leaves only after the fdatasync of the WAL that covers it", async (t) => {
-  const path = tempDb(t);
-  const sync = heldSync();
-  const engine = engineWith(t, path, sync);
-  const created = schema(engine);
-  (await sync.next()).release();
-  await created;
+  const { path, sync, engine } = await heldEngine(t);
 
   // The writer commits without its own fsync: synchronous=NORMAL (1).
   t.is((engine as unknown as { writer: { pragma(s: string, o: object): unknown } }).writer.pragma("synchronous", { simple: true }), 1n);
@@ -100,12 +94,7 @@ test("a commit's result leaves only after the fdatasync of the WAL that covers i
 });
 
 test("a refusal that may rest on a commit not yet durable waits for that commit's sync", async (t) => {
-  const path = tempDb(t);
-  const sync = heldSync();
-  const engine = engineWith(t, path, sync);
-  const created = schema(engine);
-  (await sync.next()).release();
-  await created;
+  const { sync, engine } = await heldEngine(t);
 
   const first = engine.tx(async (q) => q.run("INSERT INTO t (k, v) VALUES (7, 'seven')"));
   const held = await sync.next();
@@ -129,13 +118,8 @@ test("a refusal that may rest on a commit not yet durable waits for that commit'
 });
 
 test("a failed fdatasync fails the waiting results, stops the ledger and tells other threads' readers", async (t) => {
-  const path = tempDb(t);
-  const sync = heldSync();
   const horizon = new DurableHorizon();
-  const engine = engineWith(t, path, sync, horizon);
-  const created = schema(engine);
-  (await sync.next()).release();
-  await created;
+  const { sync, engine } = await heldEngine(t, horizon);
 
   const write = engine.tx(async (q) => q.run("INSERT INTO t (k, v) VALUES (2, 'two')"));
   const held = await sync.next();

@@ -169,6 +169,9 @@ const CT_CONNECT_PROTO = "application/proto";
 const CT_CONNECT_JSON = "application/json";
 const CT_GRPC_PROTO = "application/grpc+proto";
 
+/** A handler's call that failed (and was answered with the error). */
+const FAILED = Symbol("failed");
+
 /** Codes the logging interceptor logs at "error" (server faults); see src/server/log.ts. */
 const serverFaultCodes: ReadonlySet<Code> = new Set([Code.Unknown, Code.Internal, Code.DataLoss, Code.Unimplemented]);
 
@@ -352,36 +355,33 @@ export function createFastUnary(services: readonly FastUnaryService[], options: 
 
     private async run(): Promise<void> {
       const { route } = this;
-      if (route.raw) {
+      let body: Uint8Array;
+      try {
+        body = this.body();
+      } catch (e) {
+        this.fail(e);
+        return;
+      }
+      const raw = route.raw;
+      if (raw) {
+        // Bytes to bytes: no decode here, no encode; the same errors, log line and framing.
         rawServed++;
-        await this.runRaw(route, route.raw);
+        const bytes = await this.invoke(() => raw(body, this.context()));
+        if (bytes !== FAILED) this.succeed(bytes);
         return;
       }
       let input: unknown;
       try {
-        const body = this.body();
-        try {
-          input = fromBinary(route.input, body);
-          rememberEncoding(input as object, body);
-        } catch (e) {
-          // Malformed bytes are the caller's fault (finding F1): INVALID_ARGUMENT,
-          // as the Connect path answers them (src/server/malformed-input.ts).
-          throw new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.InvalidArgument);
-        }
+        input = fromBinary(route.input, body);
+        rememberEncoding(input as object, body);
       } catch (e) {
-        this.fail(e);
+        // Malformed bytes are the caller's fault (finding F1): INVALID_ARGUMENT,
+        // as the Connect path answers them (src/server/malformed-input.ts).
+        this.fail(new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.InvalidArgument));
         return;
       }
-      const started = performance.now();
-      let output: unknown;
-      try {
-        output = await route.fn(input, this.context());
-      } catch (e) {
-        logCall(route, started, e);
-        this.fail(e);
-        return;
-      }
-      logCall(route, started, undefined);
+      const output = await this.invoke(() => route.fn(input, this.context()));
+      if (output === FAILED) return;
       let bytes: Uint8Array;
       try {
         bytes = encodingOf(output as object) ?? toBinary(route.output, output as never);
@@ -392,26 +392,18 @@ export function createFastUnary(services: readonly FastUnaryService[], options: 
       this.succeed(bytes);
     }
 
-    /** A bytes-to-bytes method: no decode here, no encode; the same errors, log line and framing. */
-    private async runRaw(route: Route, raw: RawUnaryFn): Promise<void> {
-      let body: Uint8Array;
-      try {
-        body = this.body();
-      } catch (e) {
-        this.fail(e);
-        return;
-      }
+    /** Run the handler with the per-call log line; a failure is answered here and returns FAILED. */
+    private async invoke<T>(call: () => T | Promise<T>): Promise<T | typeof FAILED> {
       const started = performance.now();
-      let bytes: Uint8Array;
       try {
-        bytes = await raw(body, this.context());
+        const value = await call();
+        logCall(this.route, started, undefined);
+        return value;
       } catch (e) {
-        logCall(route, started, e);
+        logCall(this.route, started, e);
         this.fail(e);
-        return;
+        return FAILED;
       }
-      logCall(route, started, undefined);
-      this.succeed(bytes);
     }
 
     /** The request message bytes, unwrapped from its gRPC envelope. */
