@@ -11,7 +11,8 @@ import { hostWriter, type WriterGuest } from "../ledger/writer-host.js";
 import { toConnectError } from "../server/errors.js";
 import { PaymentCenter } from "./center.js";
 import { timedWrites } from "../ledger/ledger.js";
-import { methodOf, type HotNotice, type HotReply, type HotStart } from "./hot-calls.js";
+import { exact, methodOf, type HotNotice, type HotReply, type HotStart } from "./hot-calls.js";
+import { encodingOf } from "../server/encoded.js";
 import { paymentCenterService } from "./service.js";
 
 type Impl = Record<string, (req: unknown, ctx: HandlerContext) => Promise<unknown>>;
@@ -56,7 +57,8 @@ class CenterGuest implements WriterGuest {
     }
     try {
       const out = await this.impl[name]!(req, NO_CONTEXT);
-      return { ok: toBinary(m.output, out as never) } satisfies HotReply;
+      // The bytes the center stored for this reply, when it has them (it encodes before storing).
+      return { ok: exact(encodingOf(out as object) ?? toBinary(m.output, out as never)) } satisfies HotReply;
     } catch (e) {
       const ce = toConnectError(e);
       if (ce instanceof ConnectError) return { code: ce.code, message: ce.rawMessage, metadata: [...ce.metadata.entries()] } satisfies HotReply;

@@ -18,6 +18,7 @@ import { sha256Of } from "../crypto/hash.js";
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { rememberEncoding } from "../server/encoded.js";
 import {
   GetCenterInfoResponseSchema,
   ListSettlementsResponseSchema,
@@ -116,6 +117,24 @@ export const SETTLEMENT_REQUEST_SKEW_MS = 5 * 60_000;
 const VENDOR_CACHE_MS = 5_000;
 const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 const EXPIRED_MESSAGE = "the scrip has expired; renew it (scripwire wallet renew)";
+
+/**
+ * A reply encoded for the ledger, its bytes remembered with it, so the
+ * transport sends those bytes instead of encoding the same message again
+ * (src/server/encoded.ts). Only for replies returned unchanged.
+ */
+function storedReply<T extends Msg>(schema: GenMessage<T>, reply: T): Uint8Array {
+  const bytes = toBinary(schema, reply);
+  rememberEncoding(reply, bytes);
+  return bytes;
+}
+
+/** A stored reply replayed unchanged: decoded, with its bytes remembered. */
+function replayed<T extends Msg>(schema: GenMessage<T>, bytes: Uint8Array): T {
+  const reply = fromBinary(schema, bytes);
+  rememberEncoding(reply, bytes);
+  return reply;
+}
 
 function hex(b: Uint8Array): string {
   return Buffer.from(b).toString("hex");
@@ -516,7 +535,7 @@ export class PaymentCenter {
         }
         // A retransmitted M4/S4 whose M5/S5 was lost: the same reply, nothing moves.
         const stored = storedExecuteReply(tx, scrip);
-        if (stored) return fromBinary(x.schema, stored);
+        if (stored) return replayed(x.schema, stored);
         if (this.expired(scrip)) return echo(x.codes.invalid, { reason: "EXPIRED", message: EXPIRED_MESSAGE });
         const value = x.value(scrip.scrip.value, tx.amount, tx.currency);
         if (typeof value !== "bigint") return echo(x.codes.rejected, value);
@@ -529,9 +548,9 @@ export class PaymentCenter {
           scripHash: new Uint8Array(0),
           pCount: 0,
         });
-        const r = await x.run(this.ledger, this.executeOp(tx, scrip, out.row, toBinary(x.schema, reply)));
+        const r = await x.run(this.ledger, this.executeOp(tx, scrip, out.row, storedReply(x.schema, reply)));
         if (r.status === "done") return reply;
-        if (r.status === "replayed") return fromBinary(x.schema, r.reply);
+        if (r.status === "replayed") return replayed(x.schema, r.reply);
         if (r.refusal === "STATE_CHANGED") continue;
         const validity = r.refusal === "SCRIP_NOT_LIVE" || r.refusal === "CURRENCY_MISMATCH";
         return echo(validity ? x.codes.invalid : x.codes.rejected, { reason: ledgerReason(r.refusal), message: r.detail });
@@ -688,7 +707,7 @@ export class PaymentCenter {
         tranId: tx.tranId,
         customerSerial: customer,
         presentedSerial: serial,
-        reply: toBinary(c.schema, out),
+        reply: storedReply(c.schema, out),
         now: this.nowSec(),
       });
       if (r.status === "refused" && r.refusal === "STATE_CHANGED") continue;

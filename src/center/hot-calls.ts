@@ -85,7 +85,7 @@ export function methodOf(name: string) {
  * would clone all of that buffer. `new Uint8Array(view)` copies; a Buffer's
  * own `slice()` would not (it returns a view).
  */
-function exact(b: Uint8Array): Uint8Array {
+export function exact(b: Uint8Array): Uint8Array {
   return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : new Uint8Array(b);
 }
 
