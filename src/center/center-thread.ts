@@ -5,7 +5,7 @@
  * SqlLedger, answering `start` once and then the six hot calls as bytes.
  */
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { SqlLedger } from "../ledger/sql-ledger.js";
 import { hostWriter, type WriterGuest } from "../ledger/writer-host.js";
 import { toConnectError } from "../server/errors.js";
@@ -13,6 +13,7 @@ import { PaymentCenter } from "./center.js";
 import { timedWrites } from "../ledger/ledger.js";
 import { exact, methodOf, type HotNotice, type HotReply, type HotStart } from "./hot-calls.js";
 import { encodingOf } from "../server/encoded.js";
+import { malformedRequest } from "../server/fast-unary.js";
 import { paymentCenterService } from "./service.js";
 
 type Impl = Record<string, (req: unknown, ctx: HandlerContext) => Promise<unknown>>;
@@ -52,8 +53,9 @@ class CenterGuest implements WriterGuest {
     try {
       req = fromBinary(m.input, args[0] as Uint8Array);
     } catch (e) {
-      // The event loop's fast path did not decode it: the same refusal it would have made (fast-unary.ts).
-      return { code: Code.InvalidArgument, message: `parse binary: ${e instanceof Error ? e.message : String(e)}`, metadata: [] } satisfies HotReply;
+      // The event loop's fast path did not decode it: the same refusal it would have made.
+      const refused = malformedRequest(e);
+      return { code: refused.code, message: refused.rawMessage, metadata: [] } satisfies HotReply;
     }
     try {
       const out = await this.impl[name]!(req, NO_CONTEXT);

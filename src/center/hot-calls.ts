@@ -13,8 +13,8 @@
  * as its wire bytes and the answer comes back as wire bytes: one structured
  * clone of ~300 bytes each way, batched with everything else that crossed in
  * the same turn. On the fast path the event loop does not even decode them
- * (the `raw` methods, when no rate limit per customer and no metrics need
- * the decoded message); elsewhere it decodes, and the fast path re-uses the
+ * (the `raw` methods, when neither rate limits nor metrics wrap the methods:
+ * both read the decoded message); elsewhere it decodes, and the fast path re-uses the
  * bytes instead of encoding again (src/server/encoded.ts).
  *
  * What the answer carries: the result bytes, or the ConnectError's code,

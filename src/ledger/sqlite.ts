@@ -284,17 +284,30 @@ export class SqliteEngine implements SqlEngine {
         this.settleFailed(batch[0]!, failed);
         return true;
       }
-      seq = this.walSync?.begin();
-      c.commit.run();
+      seq = this.commitGroup();
     } catch (commitError) {
       if (this.writer.inTransaction) this.writer.exec("ROLLBACK");
-      if (seq !== undefined) this.walSync!.end(seq);
       for (const job of batch) job.reject(commitError);
       return true;
     }
     // Only now, with the batch durable, may any caller learn its result.
     this.whenDurable(seq, batch, () => batch.forEach((job, i) => job.resolve(values[i])));
     return true;
+  }
+
+  /**
+   * COMMIT the open group. With an off-thread sync it is numbered first
+   * (readers elsewhere may see it from now on) and its sync starts after,
+   * whether COMMIT succeeded or threw; returns that number.
+   */
+  private commitGroup(): number | undefined {
+    const seq = this.walSync?.begin();
+    try {
+      this.writerTx.commit.run();
+    } finally {
+      if (seq !== undefined) this.walSync!.end(seq);
+    }
+    return seq;
   }
 
   /**
@@ -308,7 +321,6 @@ export class SqliteEngine implements SqlEngine {
       deliver();
       return;
     }
-    if (seq !== undefined) sync.end(seq);
     (seq === undefined ? sync.settled() : sync.durable(seq)).then(deliver, (e: unknown) => {
       for (const job of batch) job.reject(e);
     });
@@ -349,11 +361,9 @@ export class SqliteEngine implements SqlEngine {
           }
         }
       }
-      seq = this.walSync?.begin();
-      c.commit.run();
+      seq = this.commitGroup();
     } catch (commitError) {
       if (this.writer.inTransaction) this.writer.exec("ROLLBACK");
-      if (seq !== undefined) this.walSync!.end(seq);
       for (const job of batch) job.reject(commitError);
       return;
     }

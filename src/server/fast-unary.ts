@@ -81,9 +81,18 @@ export interface FastUnaryService {
    * is not decoded here and the answer not encoded, because the handler only
    * passes them to another thread that decodes them itself (the center's hot
    * calls, src/center/hot-calls.ts). Such a handler must refuse a malformed
-   * request exactly as this module does: INVALID_ARGUMENT "parse binary: ...".
+   * request exactly as this module does: {@link malformedRequest}.
    */
   raw?: Readonly<Record<string, RawUnaryFn>>;
+}
+
+/**
+ * The refusal for request bytes that do not parse: INVALID_ARGUMENT, as the
+ * Connect path answers them (finding F1, src/server/malformed-input.ts).
+ * A bytes-to-bytes handler decodes elsewhere and must answer with this too.
+ */
+export function malformedRequest(e: unknown): ConnectError {
+  return new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.InvalidArgument);
 }
 
 /** A unary handler over wire bytes: the request message's bytes in, the answer's bytes out. */
@@ -375,9 +384,7 @@ export function createFastUnary(services: readonly FastUnaryService[], options: 
         input = fromBinary(route.input, body);
         rememberEncoding(input as object, body);
       } catch (e) {
-        // Malformed bytes are the caller's fault (finding F1): INVALID_ARGUMENT,
-        // as the Connect path answers them (src/server/malformed-input.ts).
-        this.fail(new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.InvalidArgument));
+        this.fail(malformedRequest(e));
         return;
       }
       const output = await this.invoke(() => route.fn(input, this.context()));
