@@ -139,7 +139,6 @@ function machine() {
   return { nproc: c.length, cpuModel: model, node: process.version, platform: `${process.platform}-${process.arch}`, memGiB: sig(totalmem() / 2 ** 30, 3) };
 }
 
-/** Median latency of a 4 KiB write + fdatasync where the bench keeps its databases: what one durable commit waits for. */
 /** Where Debian, Ubuntu and Fedora put jemalloc's shared library. */
 const JEMALLOC_PATHS = ["/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2", "/usr/lib64/libjemalloc.so.2"];
 
@@ -147,6 +146,7 @@ function jemallocLibrary(): string | undefined {
   return JEMALLOC_PATHS.find((p) => existsSync(p));
 }
 
+/** Median latency of a 4 KiB write + fdatasync where the bench keeps its databases: what one durable commit waits for. */
 function fsyncProbeUs(dir: string): number {
   const path = join(dir, "fsync-probe");
   const fd = openSync(path, "w");
