@@ -39,6 +39,7 @@ export class LazyFs {
   private readonly faults: string;
   private readonly done: string;
   private readonly config: string;
+  private readonly logPath: string;
   private log: WriteStream;
   cuts = 0;
 
@@ -51,9 +52,15 @@ export class LazyFs {
     this.faults = join(dir, "lazyfs-faults.fifo");
     this.done = join(dir, "lazyfs-done.fifo");
     this.config = join(dir, "lazyfs.toml");
+    // LazyFS's own argument loop drops a --config-path that contains "-o",
+    // in any case (it takes it for a FUSE option), and then aborts reading
+    // config/default.toml: a temporary directory named "…-Ou7Gsp" failed
+    // one run in about thirty.
+    if (/-o/i.test(this.config)) throw new Error(`LazyFS cannot take a config path containing "-o" (any case): ${this.config}; choose another directory`);
     mkdirSync(this.root, { recursive: true });
     mkdirSync(this.mnt, { recursive: true });
-    this.log = createWriteStream(join(dir, "lazyfs.log"), { flags: "a" });
+    this.logPath = join(dir, "lazyfs.log");
+    this.log = createWriteStream(this.logPath, { flags: "a" });
     writeFileSync(
       this.config,
       `[faults]\nfifo_path="${this.faults}"\nfifo_path_completed="${this.done}"\n\n[cache]\napply_eviction=false\n\n[cache.simple]\ncustom_size="${CACHE_SIZE}"\nblocks_per_page=1\n\n[filesystem]\nlog_all_operations=false\nlogfile="${join(dir, "lazyfs-fs.log")}"\n`,
@@ -69,7 +76,8 @@ export class LazyFs {
     const t0 = Date.now();
     // "mounted" appears before the fifo reader is ready; the log line "running LazyFS" marks both.
     while (!mounted(this.mnt) || !existsSync(this.faults)) {
-      if (p.exitCode !== null) throw new Error(`lazyfs exited ${p.exitCode} while mounting (see lazyfs.log)`);
+      // An abort (LazyFS's C++ terminate) ends it by a signal, with no exit code.
+      if (p.exitCode !== null || p.signalCode !== null) throw new Error(`lazyfs exited (${p.exitCode ?? p.signalCode}) while mounting (see ${this.logPath})`);
       if (Date.now() - t0 > MOUNT_TIMEOUT_MS) throw new Error("lazyfs did not mount in time");
       await sleep(50);
     }

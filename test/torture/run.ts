@@ -223,7 +223,8 @@ async function main(): Promise<number> {
       process.stdout.write(`torture --power-loss SKIPPED: ${found.skip}\n`);
       return 0;
     }
-    lazy = new LazyFs(found.bin, mkdtempSync(join(tmpdir(), "scripwire-lazyfs-")));
+    // An underscore before mkdtemp's random suffix: LazyFS refuses a config path with "-o" in it (lazyfs.ts).
+    lazy = new LazyFs(found.bin, mkdtempSync(join(tmpdir(), "scripwire_lazyfs_")));
     await lazy.mount();
   }
   if (args.seconds) {
