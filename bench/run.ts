@@ -670,13 +670,9 @@ async function main(): Promise<void> {
       if (payA.serverMainCores !== undefined && b.serverMainCores !== undefined) ratios[`${what}: event-loop CPU per call after ÷ before`] = payA.serverMainCores / payA.callsPerSec / (b.serverMainCores / b.callsPerSec);
       if (open["stack.pay"] && open[k]) ratios[`${what}: p99/call at half load after ÷ before`] = open["stack.pay"].callLatency.p99Us / open[k].callLatency.p99Us;
     }
-    if (a("jemalloc.pay") && payA) {
-      // Here the default is the "before": jemalloc is the operator's option.
-      const j = a("jemalloc.pay")!;
-      ratios["center under jemalloc ÷ glibc malloc: payment calls/s"] = j.callsPerSec / payA.callsPerSec;
-      ratios["center under jemalloc ÷ glibc malloc: server CPU/call"] = j.serverCpuUsPerCall / payA.serverCpuUsPerCall;
-      if (open["stack.pay"] && open["jemalloc.pay"]) ratios["center under jemalloc ÷ glibc malloc: p99/call at half load"] = open["jemalloc.pay"].callLatency.p99Us / open["stack.pay"].callLatency.p99Us;
-    }
+    // Here the default allocator is the "before": jemalloc is the operator's option.
+    exp("jemalloc.pay", "stack.pay", "center under jemalloc (before: glibc malloc), payment");
+    if (open["stack.pay"] && open["jemalloc.pay"]) ratios["center under jemalloc (before: glibc malloc), payment: p99/call at half load after ÷ before"] = open["jemalloc.pay"].callLatency.p99Us / open["stack.pay"].callLatency.p99Us;
     if (a("loop.pay") && payA) {
       ratios["hot calls on the writer thread: payment calls/s after ÷ before (hot calls on the event loop)"] = payA.callsPerSec / a("loop.pay")!.callsPerSec;
       ratios["hot calls on the writer thread: server CPU/call after ÷ before"] = payA.serverCpuUsPerCall / a("loop.pay")!.serverCpuUsPerCall;
