@@ -14,6 +14,7 @@
  * Recorder counts calls and operations separately. Server CPU is sampled
  * with `snapshot` right when measurement starts and stops.
  */
+import { readFileSync } from "node:fs";
 import { cpuBetween, type ProcStats } from "./child.js";
 import { LatencyLog, type LatencySummary } from "./stats.js";
 
@@ -66,6 +67,13 @@ export interface LoadResult {
   /** Linux: the event-loop thread's share of serverCpuCores, and cores' worth of time the server's threads waited for a CPU. */
   serverMainCores?: number;
   serverRunqWaitCores?: number;
+  /**
+   * Linux: cores' worth of the whole machine's CPU time no thread used over
+   * the window (idle + iowait in /proc/stat). Shows what the run left on the
+   * table: under loopback RPC load a virtual machine may idle while threads
+   * wait to be woken, even when every stage has work.
+   */
+  machineIdleCores?: number;
   /** Load generator CPU per call, µs (to show the client was not the bottleneck). */
   clientCpuUsPerCall: number;
   clientCpuCores: number;
@@ -79,6 +87,18 @@ export interface LoadResult {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** Idle + iowait of all CPUs, in seconds since boot (Linux; undefined elsewhere). */
+export function machineIdleSeconds(): number | undefined {
+  try {
+    const cpu = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!.trim().split(/\s+/);
+    if (cpu[0] !== "cpu") return undefined;
+    // Fields after "cpu": user nice system idle iowait ... in USER_HZ ticks (100 per second on Linux).
+    return (Number(cpu[4]) + Number(cpu[5])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
 function finish(
   kind: "closed" | "open",
   rec: Recorder,
@@ -88,6 +108,7 @@ function finish(
   s1: ProcStats,
   c0: NodeJS.CpuUsage,
   c1: NodeJS.CpuUsage,
+  idle: [number | undefined, number | undefined] = [undefined, undefined],
 ): LoadResult {
   const seconds = (t1 - t0) / 1000;
   const cpu = cpuBetween(s0, s1);
@@ -106,6 +127,7 @@ function finish(
     serverCpuCores: cpu / 1e6 / ((s1.at - s0.at) / 1000),
     serverMainCores: s1.mainThreadUs !== undefined && s0.mainThreadUs !== undefined ? (s1.mainThreadUs - s0.mainThreadUs) / 1e6 / ((s1.at - s0.at) / 1000) : undefined,
     serverRunqWaitCores: s1.runqWaitUs !== undefined && s0.runqWaitUs !== undefined ? (s1.runqWaitUs - s0.runqWaitUs) / 1e6 / ((s1.at - s0.at) / 1000) : undefined,
+    machineIdleCores: idle[0] !== undefined && idle[1] !== undefined ? (idle[1] - idle[0]) / seconds : undefined,
     clientCpuUsPerCall: ccpu / Math.max(1, rec.calls),
     clientCpuCores: ccpu / 1e6 / seconds,
     serverRssBytes: s1.rssBytes,
@@ -143,6 +165,7 @@ export async function closedLoop<W>(o: ClosedLoopOptions<W>): Promise<LoadResult
   await o.around?.start();
   const s0 = await o.snapshot();
   const c0 = process.cpuUsage();
+  const idle0 = machineIdleSeconds();
   const t0 = performance.now();
   rec.measuring = true;
   const tick = setInterval(() => o.onTick?.(rec, performance.now() - t0), 500);
@@ -150,12 +173,13 @@ export async function closedLoop<W>(o: ClosedLoopOptions<W>): Promise<LoadResult
   rec.measuring = false;
   const t1 = performance.now();
   const c1 = process.cpuUsage();
+  const idle1 = machineIdleSeconds();
   clearInterval(tick);
   const s1 = await o.snapshot();
   await o.around?.stop();
   stop = true;
   await Promise.all(loops);
-  return finish("closed", rec, t0, t1, s0, s1, c0, c1);
+  return finish("closed", rec, t0, t1, s0, s1, c0, c1, [idle0, idle1]);
 }
 
 export interface OpenLoopOptions<W> {
@@ -183,6 +207,7 @@ export async function openLoop<W>(o: OpenLoopOptions<W>): Promise<LoadResult> {
   let s0: ProcStats | undefined;
   let c0: NodeJS.CpuUsage | undefined;
   let t0 = 0;
+  let idle0: number | undefined;
 
   const run = (w: W, scheduledAt: number) => {
     inflight++;
@@ -202,6 +227,7 @@ export async function openLoop<W>(o: OpenLoopOptions<W>): Promise<LoadResult> {
     if (!rec.measuring && now >= start + o.warmupMs) {
       s0 = await o.snapshot();
       c0 = process.cpuUsage();
+      idle0 = machineIdleSeconds();
       t0 = performance.now();
       rec.measuring = true;
       queued = 0;
@@ -220,11 +246,12 @@ export async function openLoop<W>(o: OpenLoopOptions<W>): Promise<LoadResult> {
   rec.measuring = false;
   const t1 = performance.now();
   const c1 = process.cpuUsage();
+  const idle1 = machineIdleSeconds();
   const s1 = await o.snapshot();
   clearInterval(tick);
   backlog.length = 0;
   while (inflight > 0) await sleep(2);
-  const r = finish("open", rec, t0, t1, s0!, s1, c0!, c1);
+  const r = finish("open", rec, t0, t1, s0!, s1, c0!, c1, [idle0, idle1]);
   r.targetOpsPerSec = o.rate;
   r.queuedOps = queued;
   return r;
