@@ -236,6 +236,18 @@ interface Aggregate {
   perRound: Array<Pick<LoadResult, "callsPerSec" | "serverCpuUsPerCall" | "serverCpuCores" | "clientCpuCores">>;
 }
 
+/** A per-round rate (cores) averaged over the rounds by their length; undefined unless every round measured it. */
+function timeWeighted(rs: LoadResult[], f: (r: LoadResult) => number | undefined): number | undefined {
+  const seconds = rs.reduce((a, r) => a + r.seconds, 0);
+  let sum = 0;
+  for (const r of rs) {
+    const v = f(r);
+    if (v === undefined) return undefined;
+    sum += v * r.seconds;
+  }
+  return sum / seconds;
+}
+
 function aggregate(t: { key: string; label: string }, rs: LoadResult[]): Aggregate {
   const calls = rs.reduce((a, r) => a + r.calls, 0);
   const ops = rs.reduce((a, r) => a + r.ops, 0);
@@ -254,9 +266,9 @@ function aggregate(t: { key: string; label: string }, rs: LoadResult[]): Aggrega
     serverCpuUsPerCall: cpu / Math.max(1, calls),
     serverCpuUsPerOp: cpu / Math.max(1, ops),
     serverCpuCores: cpu / 1e6 / seconds,
-    serverMainCores: rs.every((r) => r.serverMainCores !== undefined) ? rs.reduce((a, r) => a + r.serverMainCores! * r.seconds, 0) / seconds : undefined,
-    serverRunqWaitCores: rs.every((r) => r.serverRunqWaitCores !== undefined) ? rs.reduce((a, r) => a + r.serverRunqWaitCores! * r.seconds, 0) / seconds : undefined,
-    machineIdleCores: rs.every((r) => r.machineIdleCores !== undefined) ? rs.reduce((a, r) => a + r.machineIdleCores! * r.seconds, 0) / seconds : undefined,
+    serverMainCores: timeWeighted(rs, (r) => r.serverMainCores),
+    serverRunqWaitCores: timeWeighted(rs, (r) => r.serverRunqWaitCores),
+    machineIdleCores: timeWeighted(rs, (r) => r.machineIdleCores),
     clientCpuUsPerCall: ccpu / Math.max(1, calls),
     clientCpuCores: ccpu / 1e6 / seconds,
     p50Us: median(rs.map((r) => r.callLatency.p50Us).sort((a, b) => a - b)),
